@@ -1,0 +1,1 @@
+"""Conformance suite for metricache store plugins."""

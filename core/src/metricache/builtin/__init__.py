@@ -1,0 +1,1 @@
+"""Plugins shipped inside the core distribution, registered through its entry points."""

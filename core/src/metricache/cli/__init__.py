@@ -1,0 +1,1 @@
+"""The ``metricache`` command: one module per subcommand, wired in :mod:`.main`."""

@@ -1,0 +1,122 @@
+"""Every hook a metricache plugin can implement.
+
+A plugin is a module listed under the ``metricache`` entry-point group that defines
+functions decorated with :data:`hookimpl` and named after the hooks below. Plugin
+authors import ``hookimpl`` from here (``from metricache import hookimpl``) and never
+need pluggy themselves.
+
+The hooks come in three groups, following the data flow:
+
+* **collection** — what becomes a metric: custom collectors, event handlers;
+* **sync** — how metrics reach a store: store classes, capability detectors,
+  the "cache synced" notification;
+* **export** — how a snapshot leaves: formats, exporters, export life cycle.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+import pluggy
+
+if TYPE_CHECKING:
+    from metricache.events import Event
+    from metricache.exporters import Exporter, ExportReport, ExportRequest
+    from metricache.formats import Format
+    from metricache.registry import Collector, Registry
+    from metricache.store import Capability, Store
+    from metricache.sync.report import SyncReport
+
+__all__ = ["PROJECT", "hookimpl", "hookspec"]
+
+PROJECT = "metricache"
+
+hookspec = pluggy.HookspecMarker(PROJECT)
+hookimpl = pluggy.HookimplMarker(PROJECT)
+"""Decorator marking a plugin function as the implementation of a hook."""
+
+
+# -- collection ------------------------------------------------------------------------
+
+
+@hookspec
+def metricache_collectors(registry: Registry) -> Iterable[Collector] | None:
+    """Return callables whose families join every snapshot of ``registry``.
+
+    Called once per registry, when a syncer, the endpoint or a command starts on it
+    (or on :func:`metricache.plugins.install_collectors`). Each callable returns an
+    iterable of :class:`~metricache.snapshot.Family` computed at snapshot time.
+    """
+
+
+@hookspec
+def metricache_handle_event(event: Event, registry: Registry) -> None:
+    """Record metrics for an event that the event router sent to the metrics backend.
+
+    Called once per kept event (sampling is already decided) for every plugin; each
+    records what it wants in ``registry``. Raise nothing: errors are logged and
+    counted by the router.
+    """
+
+
+# -- sync ------------------------------------------------------------------------------
+
+
+@hookspec
+def metricache_store_classes() -> Iterable[type[Store]] | None:
+    """Return store classes (subclasses of :class:`~metricache.store.Store`).
+
+    Each class has a unique ``name``; two plugins offering the same name is an error
+    that names both.
+    """
+
+
+@hookspec(firstresult=True)
+def metricache_detect_capabilities(store: Store) -> Iterable[Capability] | None:
+    """Return the capabilities of ``store``, or None to let the next detector decide.
+
+    ``firstresult``: the first non-None answer wins. Consulted only for stores that
+    declare no capabilities themselves; a live probe runs when no detector answers.
+    """
+
+
+@hookspec
+def metricache_cache_synced(report: SyncReport) -> None:
+    """Called after every sync attempt, successful or not, with its report."""
+
+
+# -- export ----------------------------------------------------------------------------
+
+
+@hookspec
+def metricache_formats() -> Iterable[Format] | None:
+    """Return format objects (subclasses of :class:`~metricache.formats.Format`).
+
+    Each has a unique ``name`` and the media types it answers to in ``Accept``.
+    """
+
+
+@hookspec
+def metricache_exporters() -> Iterable[type[Exporter]] | None:
+    """Return exporter classes (subclasses of :class:`~metricache.exporters.Exporter`).
+
+    Each class has a unique ``name`` (``file``, ``stdout``, ``http``, ...).
+    """
+
+
+@hookspec
+def metricache_export_requested(request: ExportRequest) -> None:
+    """Called when an export starts, before the snapshot is rendered."""
+
+
+@hookspec
+def metricache_export_completed(request: ExportRequest, report: ExportReport) -> None:
+    """Called when an export has delivered its bytes."""
+
+
+@hookspec
+def metricache_export_failed(
+    request: ExportRequest, error: BaseException, attempt: int, will_retry: bool
+) -> None:
+    """Called when an export attempt fails; ``will_retry`` says whether it is retried."""

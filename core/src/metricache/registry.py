@@ -1,0 +1,141 @@
+"""The registry: owns metric families and produces snapshots.
+
+It also owns the *change tracker*, a deque into which a series appends itself the
+first time it changes after a sync. The syncer drains it, so the cost of a sync
+follows how many series changed, not how many exist.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any, Protocol
+
+from metricache.snapshot import Family, Snapshot, ViewKind
+
+if TYPE_CHECKING:
+    from metricache.metrics import MetricBase
+
+__all__ = ["REGISTRY", "Collector", "Registry"]
+
+
+class Collector(Protocol):
+    """A callable that returns families computed at snapshot time."""
+
+    def __call__(self) -> Iterable[Family]:
+        """Return the families this collector contributes to a snapshot."""
+        ...
+
+
+class Registry:
+    """A set of metric families with unique names.
+
+    ``cardinality_limit`` is the default per-metric limit on label sets; a metric may
+    override it. Registering a name a second time returns the first declaration when
+    type, label names (and buckets or merge mode) agree, and fails otherwise.
+    """
+
+    def __init__(self, *, cardinality_limit: int = 2000) -> None:
+        if cardinality_limit < 1:
+            raise ValueError("cardinality_limit must be at least 1")
+        self.cardinality_limit = cardinality_limit
+        self._lock = threading.RLock()
+        self._metrics: dict[str, MetricBase[Any]] = {}
+        self._collectors: list[Collector] = []
+        # Series append themselves here when they first change after a drain.
+        self.tracker: deque[Any] = deque()
+        self._self_metrics: dict[str, Any] = {}
+
+    def register(self, metric: MetricBase[Any]) -> MetricBase[Any]:
+        """Add ``metric``; return the metric that now owns the name.
+
+        When an identical declaration already exists it is returned, and the caller
+        shares its series. A conflicting declaration raises ``ValueError``.
+        """
+        with self._lock:
+            existing = self._metrics.get(metric.name)
+            if existing is None:
+                self._metrics[metric.name] = metric
+                return metric
+            problem = existing._conflict_with(metric)
+            if problem:
+                raise ValueError(
+                    f"metric {metric.name!r} is already declared in this registry "
+                    f"as {existing._describe()}; {problem}"
+                )
+            return existing
+
+    def unregister(self, metric: MetricBase[Any] | str) -> None:
+        """Remove a metric (or the metric of that name) from the registry."""
+        name = metric if isinstance(metric, str) else metric.name
+        with self._lock:
+            self._metrics.pop(name, None)
+
+    def get(self, name: str) -> MetricBase[Any] | None:
+        """Return the metric registered under ``name`` (base name), or None."""
+        with self._lock:
+            return self._metrics.get(name)
+
+    def metrics(self) -> list[MetricBase[Any]]:
+        """Return the registered metrics, in registration order."""
+        with self._lock:
+            return list(self._metrics.values())
+
+    def register_collector(self, collector: Collector | Callable[[], Iterable[Family]]) -> None:
+        """Add a callable whose families are included in every snapshot."""
+        with self._lock:
+            self._collectors.append(collector)
+
+    def unregister_collector(self, collector: Collector | Callable[[], Iterable[Family]]) -> None:
+        """Remove a callable added with :meth:`register_collector`."""
+        with self._lock:
+            self._collectors.remove(collector)
+
+    def collectors(self) -> list[Collector]:
+        """Return the registered collectors."""
+        with self._lock:
+            return list(self._collectors)
+
+    def snapshot(
+        self,
+        *,
+        instance: str | None = None,
+        strategy: str | None = None,
+    ) -> Snapshot:
+        """Return an immutable snapshot of every family, sorted by name."""
+        families = [m._collect() for m in self.metrics()]
+        for collector in self.collectors():
+            families.extend(collector())
+        families.sort(key=_family_name)
+        return Snapshot(
+            families=families,
+            timestamp=time.time(),
+            view=ViewKind.INSTANCE,
+            instance=instance,
+            strategy=strategy,
+        )
+
+    def _reset_after_fork(self) -> None:
+        """Give every lock a fresh state in a forked child (called at fork)."""
+        self._lock = threading.RLock()
+        for metric in self._metrics.values():
+            metric._reset_locks()
+
+    def self_metric(self, key: str, factory: Callable[[Registry], Any]) -> Any:
+        """Return metricache's own metric ``key`` in this registry, creating it once."""
+        with self._lock:
+            found = self._self_metrics.get(key)
+            if found is None:
+                found = factory(self)
+                self._self_metrics[key] = found
+            return found
+
+
+def _family_name(family: Family) -> str:
+    return family.name
+
+
+REGISTRY = Registry()
+"""The default registry that metrics join when none is given."""

@@ -1,0 +1,50 @@
+"""Wiring from configuration: open the configured store, start a syncer on it."""
+
+from __future__ import annotations
+
+from metricache.config import Config, load_config
+from metricache.registry import REGISTRY, Registry
+from metricache.snapshot import Snapshot
+from metricache.store import Store
+from metricache.store_plugins import open_store_from_config
+from metricache.sync.reader import merged_snapshot
+from metricache.sync.syncer import Syncer
+
+__all__ = ["read_view", "start", "syncer_from_config"]
+
+
+def syncer_from_config(
+    config: Config, registry: Registry = REGISTRY, store: Store | None = None
+) -> Syncer:
+    """Return a (not yet started) syncer for ``registry`` as ``config`` describes."""
+    return Syncer(
+        registry,
+        store if store is not None else open_store_from_config(config.store),
+        interval=config.sync.interval,
+        retention=config.sync.retention,
+        liveness_ttl=config.sync.liveness_ttl,
+        namespace=config.sync.namespace,
+        instance_id=config.instance_id,
+    )
+
+
+def start(config: Config | str | None = None, registry: Registry = REGISTRY) -> Syncer:
+    """Load the configuration (a Config, a file path, or found), start and return a syncer.
+
+    ``metricache.start()`` is all a program needs: it reads ``metricache.toml`` (or
+    ``[tool.metricache]``) and ``METRICACHE_*``, opens the store and syncs every
+    ``sync.interval`` seconds until exit.
+    """
+    if not isinstance(config, Config):
+        config = load_config(config)
+    return syncer_from_config(config, registry).start()
+
+
+def read_view(config: Config, store: Store, instance_id: str | None = None) -> Snapshot:
+    """Return the store's view (merged, or one instance's) as ``config`` names its keys."""
+    return merged_snapshot(
+        store,
+        namespace=config.sync.namespace,
+        retention=config.sync.retention,
+        instance_id=instance_id,
+    )

@@ -1,0 +1,328 @@
+"""The store interface: key/value primitives, each tied to a declared capability.
+
+A store plugin subclasses :class:`Store`, names itself, declares its capabilities,
+and implements the primitives of each capability it declares. Keys and values are
+``bytes``; every write carries a TTL in seconds (stores that count whole seconds
+round up). The batch methods (``get_many`` ...) have loop-based defaults that a
+store may override for speed.
+
+=====================  ===========================================================
+capability             primitives it promises
+=====================  ===========================================================
+(every store)          ``get``, ``set``, ``delete``, ``touch``, batch forms, ``ping``
+``distributed``        two clients (processes, hosts) opened with the same options
+                       see each other's writes
+``atomic``             ``incr`` / ``incr_many`` never lose an update under concurrency
+``cas``                ``add`` (set if absent) and ``compare_and_swap`` are atomic
+``locking``            ``add``, ``compare_and_delete`` and ``compare_and_touch`` are
+                       atomic, so a lease with an owner token works
+``exactly_once``       ``apply_sync`` applies a batch once even when it is retried
+                       after a lost reply
+=====================  ===========================================================
+
+The core chooses a sync strategy from the capabilities (see
+:mod:`metricache.sync.strategy`).
+"""
+
+from __future__ import annotations
+
+import builtins
+import enum
+import json
+import logging
+import math
+from collections.abc import Iterable, Mapping
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from metricache.errors import CorruptValue, StoreError, UnsupportedOperation
+
+__all__ = ["Capability", "NoOptions", "Options", "Store", "decode_map", "encode_map"]
+
+if TYPE_CHECKING:
+    from metricache.sync.batch import SyncBatch, SyncOutcome
+
+log = logging.getLogger("metricache.store")
+
+
+class Capability(str, enum.Enum):
+    """A promise a store makes about its behaviour."""
+
+    DISTRIBUTED = "distributed"
+    ATOMIC = "atomic"
+    CAS = "cas"
+    LOCKING = "locking"
+    EXACTLY_ONCE = "exactly_once"
+
+
+Options = Any
+"""The type of a store's options object (an attrs class of the store's choosing)."""
+
+
+class NoOptions:
+    """The options of a store that takes none."""
+
+
+def encode_map(entries: Mapping[str, str]) -> bytes:
+    """Encode a string-to-string mapping as the JSON object stored for a map."""
+    return json.dumps(dict(entries), separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+def decode_map(key: bytes, raw: bytes | None) -> dict[str, str]:
+    """Decode a map written by :func:`encode_map`; None (absent) gives an empty map."""
+    if raw is None:
+        return {}
+    try:
+        value = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        raise CorruptValue(f"{key!r} does not hold a JSON map ({len(raw)} bytes)") from None
+    if not isinstance(value, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+    ):
+        raise CorruptValue(f"{key!r} does not hold a map of strings")
+    return value
+
+
+def parse_int(key: bytes, raw: bytes) -> int:
+    """Parse the decimal text of a signed integer; raise CorruptValue otherwise."""
+    text = raw.strip()
+    digits = text[1:] if text[:1] == b"-" else text
+    if not digits.isdigit() or len(digits) > 19:
+        raise CorruptValue(f"{key!r} does not hold an integer ({raw[:30]!r})")
+    return int(text)
+
+
+def ttl_ms(ttl: float) -> int:
+    """Return a TTL in whole milliseconds (at least 1), rejecting non-positive values."""
+    if not ttl > 0 or math.isinf(ttl):
+        raise ValueError(f"a TTL must be a finite number of seconds > 0, got {ttl!r}")
+    return max(1, math.ceil(ttl * 1000))
+
+
+def ttl_seconds(ttl: float) -> int:
+    """Return a TTL in whole seconds, rounded up (at least 1)."""
+    return max(1, math.ceil(ttl_ms(ttl) / 1000))
+
+
+class Store:
+    """Base class of every store plugin.
+
+    Subclasses set ``name`` (the plugin name users pass to ``open_store``),
+    ``capabilities`` (what they promise; leave it None to have them detected) and
+    ``options_class`` (an attrs class whose fields are the options they accept; omit
+    it for a store with no options), and implement ``__init__(self, options)`` plus
+    the primitives of their capabilities.
+
+    *Maps* (a key holding a small string-to-string mapping) are built on the
+    primitives by default: a JSON object updated with ``compare_and_swap`` when the
+    store declares ``cas``. A store with a native structure (a Redis hash) may
+    override ``get_map``, ``get_maps``, ``merge_map`` and ``replace_map``.
+
+    ``apply_sync`` applies one sync batch; the default (in
+    :mod:`metricache.sync.apply`) uses the primitives above. A store that overrides
+    it to apply a batch atomically and idempotently declares ``exactly_once``.
+    """
+
+    name: ClassVar[str] = ""
+    capabilities: ClassVar[frozenset[Capability] | None] = None
+    options_class: ClassVar[type] = NoOptions
+
+    def __init__(self, options: Options = None) -> None:
+        self.options = options if options is not None else self.options_class()
+
+    # -- life cycle ------------------------------------------------------------------
+
+    def describe(self) -> str:
+        """Return where this store points, safe to print (passwords masked)."""
+        return self.name
+
+    def ping(self) -> None:
+        """Raise :class:`~metricache.errors.StoreUnavailable` if unreachable."""
+
+    def close(self) -> None:
+        """Release connections and files; the store is not used afterwards."""
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(
+        self,
+        typ: type[BaseException] | None,
+        value: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def after_fork(self) -> None:
+        """Drop connections inherited from the parent (called in a forked child)."""
+
+    def apply_sync(self, batch: SyncBatch) -> SyncOutcome:
+        """Apply one sync batch (see :mod:`metricache.sync.apply`). (every store)
+
+        The default uses the primitives and is not atomic. A store that overrides it
+        to apply batches atomically and exactly once declares ``exactly_once``.
+        Raises :class:`~metricache.sync.batch.PartialApply` when it fails half way.
+        """
+        from metricache.sync.apply import apply_generic
+
+        return apply_generic(self, batch)
+
+    def declares(self, capability: Capability) -> bool:
+        """Return whether this store declares ``capability``."""
+        return capability in (self.capabilities or ())
+
+    # -- basics: every store ---------------------------------------------------------
+
+    def get(self, key: bytes) -> bytes | None:
+        """Return the value under ``key``, or None when absent or expired. (every store)"""
+        raise NotImplementedError
+
+    def set(self, key: bytes, value: bytes, ttl: float) -> None:
+        """Store ``value`` under ``key`` for ``ttl`` seconds. (every store)"""
+        raise NotImplementedError
+
+    def delete(self, key: bytes) -> bool:
+        """Remove ``key``; return whether it existed. (every store)"""
+        raise NotImplementedError
+
+    def touch(self, key: bytes, ttl: float) -> bool:
+        """Reset the TTL of ``key`` to ``ttl`` without rewriting it. (every store)
+
+        Returns False when the key is absent.
+        """
+        raise NotImplementedError
+
+    def get_many(self, keys: Iterable[bytes]) -> dict[bytes, bytes]:
+        """Return the present keys among ``keys`` with their values. (every store)"""
+        found = {}
+        for key in keys:
+            value = self.get(key)
+            if value is not None:
+                found[key] = value
+        return found
+
+    def set_many(self, items: Mapping[bytes, bytes], ttl: float) -> None:
+        """Store every item for ``ttl`` seconds. (every store)"""
+        for key, value in items.items():
+            self.set(key, value, ttl)
+
+    def touch_many(self, keys: Iterable[bytes], ttl: float) -> builtins.set[bytes]:
+        """Reset the TTL of every key; return the keys that were present. (every store)"""
+        return {key for key in keys if self.touch(key, ttl)}
+
+    # -- atomic ----------------------------------------------------------------------
+
+    def incr(self, key: bytes, amount: int, ttl: float) -> int:
+        """Add the signed 64-bit ``amount`` to the integer under ``key``. (``atomic``)
+
+        A missing key counts as 0. The key's TTL becomes ``ttl``. Returns the new
+        value. Concurrent calls never lose an update.
+        """
+        raise UnsupportedOperation(f"store {self.name!r} does not declare 'atomic'")
+
+    def incr_many(self, amounts: Mapping[bytes, int], ttl: float) -> dict[bytes, int]:
+        """Apply :meth:`incr` to every key; return the new values. (``atomic``)"""
+        return {key: self.incr(key, amount, ttl) for key, amount in amounts.items()}
+
+    def read_counters(self, keys: Iterable[bytes]) -> dict[bytes, int]:
+        """Return the integers :meth:`incr` keeps under ``keys``; absent keys left out.
+
+        A value that is not an integer is reported through ``on_corrupt`` and left
+        out. (``atomic``; a store that encodes integers its own way overrides this.)
+        """
+        found: dict[bytes, int] = {}
+        for key, raw in self.get_many(list(keys)).items():
+            try:
+                found[key] = parse_int(key, raw)
+            except CorruptValue as exc:
+                self.on_corrupt(exc)
+        return found
+
+    # -- cas and locking -------------------------------------------------------------
+
+    def add(self, key: bytes, value: bytes, ttl: float) -> bool:
+        """Store ``value`` only if ``key`` is absent; return whether it did. (``cas``, ``locking``)"""  # noqa: E501
+        raise UnsupportedOperation(f"store {self.name!r} declares neither 'cas' nor 'locking'")
+
+    def compare_and_swap(
+        self, key: bytes, expected: bytes | None, value: bytes, ttl: float
+    ) -> bool:
+        """Replace the value only if it equals ``expected`` (None: absent). (``cas``)
+
+        Returns whether the value was replaced.
+        """
+        raise UnsupportedOperation(f"store {self.name!r} does not declare 'cas'")
+
+    def compare_and_delete(self, key: bytes, expected: bytes) -> bool:
+        """Delete ``key`` only if its value equals ``expected``. (``locking``)"""
+        raise UnsupportedOperation(f"store {self.name!r} does not declare 'locking'")
+
+    def compare_and_touch(self, key: bytes, expected: bytes, ttl: float) -> bool:
+        """Reset the TTL of ``key`` only if its value equals ``expected``. (``locking``)"""
+        raise UnsupportedOperation(f"store {self.name!r} does not declare 'locking'")
+
+    # -- maps (optional overrides) -----------------------------------------------------
+
+    def get_map(self, key: bytes) -> dict[str, str]:
+        """Return the mapping under ``key`` (empty when absent). (every store)
+
+        Raises :class:`~metricache.errors.CorruptValue` when the key holds something
+        that is not a mapping metricache wrote.
+        """
+        return decode_map(key, self.get(key))
+
+    def get_maps(self, keys: Iterable[bytes]) -> dict[bytes, dict[str, str]]:
+        """Return the mappings under ``keys``; absent keys are left out. (every store)
+
+        A corrupt value is left out too, and reported through ``on_corrupt``.
+        """
+        found: dict[bytes, dict[str, str]] = {}
+        for key, raw in self.get_many(list(keys)).items():
+            try:
+                found[key] = decode_map(key, raw)
+            except CorruptValue as exc:
+                self.on_corrupt(exc)
+        return found
+
+    def merge_map(
+        self, key: bytes, entries: Mapping[str, str], ttl: float, *, only_new: bool = False
+    ) -> None:
+        """Add ``entries`` to the mapping under ``key`` and reset its TTL. (every store)
+
+        ``only_new`` keeps existing values of the same fields. Atomic with ``cas``;
+        without it, two concurrent merges may lose one's entries (metricache
+        re-registers what it needs once per retention window).
+        """
+        use_cas = self.declares(Capability.CAS)
+        for _ in range(64):
+            raw = self.get(key)
+            try:
+                current = decode_map(key, raw)
+            except CorruptValue as exc:
+                self.on_corrupt(exc)
+                current = {}
+            merged = dict(current)
+            for field, value in entries.items():
+                if not (only_new and field in merged):
+                    merged[field] = value
+            if merged == current and raw is not None:
+                self.touch(key, ttl)
+                return
+            encoded = encode_map(merged)
+            if not use_cas:
+                self.set(key, encoded, ttl)
+                return
+            if self.compare_and_swap(key, raw, encoded, ttl):
+                return
+        raise StoreError(f"merge_map({key!r}): too much contention, gave up after 64 tries")
+
+    def replace_map(self, key: bytes, entries: Mapping[str, str], ttl: float) -> None:
+        """Replace the whole mapping under ``key``. (every store)"""
+        self.set(key, encode_map(entries), ttl)
+
+    def on_corrupt(self, error: CorruptValue) -> None:
+        """Called when a value read back is corrupt; the default logs a warning."""
+        log.warning("store %s: %s", self.describe(), error)
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.describe()}>"

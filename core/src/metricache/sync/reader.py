@@ -1,0 +1,314 @@
+"""The reader: the store's view as one Snapshot, for exporters and the endpoint.
+
+On a distributed strategy it merges: shared counters and histograms as they are,
+gauges of the instances alive now by each gauge's merge mode. On ``local_only`` it
+returns one instance's saved view. It reads registrations of the last generations
+only (never ``KEYS``), so its cost follows the series alive in the retention window,
+not how many instances ever existed. Bad bytes in the store are skipped, logged and
+counted (``metricache_store_corrupt_values_total``); they never raise.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from collections.abc import Mapping
+
+from metricache.errors import CorruptValue, MetricacheError
+from metricache.instance import current_instance
+from metricache.metrics import Counter
+from metricache.registry import REGISTRY, Registry
+from metricache.snapshot import (
+    Family,
+    GaugeMerge,
+    HistogramSample,
+    MetricType,
+    Sample,
+    Snapshot,
+    ViewKind,
+)
+from metricache.store import Store
+from metricache.sync import local
+from metricache.sync.keyspace import FamilyMeta, Keyspace, decode_labels, join_fixed
+from metricache.sync.strategy import Strategy, select_strategy
+
+__all__ = ["AmbiguousInstance", "live_instances", "merged_snapshot", "read_local", "read_merged"]
+
+log = logging.getLogger("metricache.reader")
+
+
+class AmbiguousInstance(MetricacheError):
+    """A local_only store holds views of several instances and none was chosen."""
+
+
+def _corrupt_counter(registry: Registry) -> Counter:
+    return Counter(
+        "metricache_store_corrupt_values",
+        "Values read from the store that were not what metricache wrote (skipped)",
+        ["kind"],
+        registry=registry,
+    )
+
+
+def _count_corrupt(kind: str, detail: str) -> None:
+    log.warning("skipping a corrupt %s in the store: %s", kind, detail)
+    REGISTRY.self_metric("corrupt", _corrupt_counter).labels(kind).inc()
+
+
+def _families(store: Store, keyspace: Keyspace, gens: list[int]) -> dict[str, FamilyMeta]:
+    maps = store.get_maps([keyspace.families(g) for g in gens])
+    found: dict[str, FamilyMeta] = {}
+    for gen in gens:  # later generations win: a redeclaration replaces the old one
+        for name, text in maps.get(keyspace.families(gen), {}).items():
+            try:
+                found[name] = FamilyMeta.decode(name, text)
+            except CorruptValue as exc:
+                _count_corrupt("family", str(exc))
+    return found
+
+
+def live_instances(store: Store, keyspace: Keyspace) -> dict[str, dict[str, str]]:
+    """Return the gauge maps of the instances alive now, by instance key."""
+    gens = keyspace.read_generations()
+    registries = store.get_maps([keyspace.instances(g) for g in gens])
+    ikeys: set[str] = set()
+    for entries in registries.values():
+        ikeys.update(entries)
+    gauge_keys = {keyspace.gauges(k): k for k in sorted(ikeys)}
+    maps = store.get_maps(list(gauge_keys))
+    return {gauge_keys[key]: entries for key, entries in maps.items()}
+
+
+def _index(
+    store: Store, keyspace: Keyspace, families: Mapping[str, FamilyMeta], gens: list[int]
+) -> dict[str, dict[str, tuple[str, ...]]]:
+    keys = {keyspace.index(name, g): name for name in families for g in gens}
+    maps = store.get_maps(list(keys))
+    index: dict[str, dict[str, tuple[str, ...]]] = {name: {} for name in families}
+    for key, entries in maps.items():
+        name = keys[key]
+        width = len(families[name].labelnames)
+        target = index[name]
+        for sid, text in entries.items():
+            if sid in target:
+                continue
+            try:
+                labels = decode_labels(text)
+            except CorruptValue as exc:
+                _count_corrupt("index entry", f"{name}: {exc}")
+                continue
+            if len(labels) != width:
+                _count_corrupt("index entry", f"{name}: {len(labels)} label values for {width}")
+                continue
+            target[sid] = labels
+    return index
+
+
+def _shared_samples(
+    store: Store,
+    keyspace: Keyspace,
+    families: Mapping[str, FamilyMeta],
+    index: Mapping[str, Mapping[str, tuple[str, ...]]],
+) -> dict[str, list[Sample | HistogramSample]]:
+    wanted: list[bytes] = []
+    for name, meta in families.items():
+        parts = meta.value_parts()
+        if not parts:
+            continue
+        for sid in index[name]:
+            wanted.extend(keyspace.value(sid, p) for p in parts)
+    raw_values = store.read_counters(wanted) if wanted else {}
+    samples: dict[str, list[Sample | HistogramSample]] = {}
+    for name, meta in families.items():
+        parts = meta.value_parts()
+        if not parts:
+            continue
+        out = samples[name] = []
+        for sid, labels in index[name].items():
+            values = [raw_values.get(keyspace.value(sid, p)) for p in parts]
+            if all(v is None for v in values):
+                continue  # expired (idle longer than the retention window)
+            ints = [v or 0 for v in values]
+            if meta.type is MetricType.COUNTER:
+                out.append(Sample(labels, join_fixed(ints[0], ints[1])))
+                continue
+            counts = ints[:-2]
+            if any(c < 0 for c in counts):
+                _count_corrupt("histogram", f"{name}: negative bucket count")
+                continue
+            cumulative = []
+            running = 0
+            for c in counts:
+                running += c
+                cumulative.append(running)
+            out.append(
+                HistogramSample(labels, tuple(cumulative), join_fixed(ints[-2], ints[-1]), running)
+            )
+    return samples
+
+
+def _gauge_value(text: str) -> tuple[float, float]:
+    try:
+        value_text, stamp = json.loads(text)
+        value = float(value_text)
+        stamp = float(stamp)
+    except (ValueError, TypeError):
+        raise CorruptValue("a gauge entry is not [value, time]") from None
+    return value, stamp
+
+
+def _gauge_samples(
+    families: Mapping[str, FamilyMeta],
+    index: Mapping[str, Mapping[str, tuple[str, ...]]],
+    instances: Mapping[str, Mapping[str, str]],
+) -> dict[str, list[Sample | HistogramSample]]:
+    gauge_families = {n: m for n, m in families.items() if m.type is MetricType.GAUGE}
+    sid_owner: dict[str, tuple[str, tuple[str, ...]]] = {}
+    for name in gauge_families:
+        for sid, labels in index[name].items():
+            sid_owner[sid] = (name, labels)
+    # family -> labels -> [(instance id, value, stamp)]
+    collected: dict[str, dict[tuple[str, ...], list[tuple[str, float, float]]]] = {
+        n: {} for n in gauge_families
+    }
+    for ikey, entries in sorted(instances.items()):
+        instance_id = entries.get("@", ikey)
+        for sid, text in entries.items():
+            owner = sid_owner.get(sid)
+            if owner is None:
+                continue
+            try:
+                value, stamp = _gauge_value(text)
+            except CorruptValue as exc:
+                _count_corrupt("gauge", str(exc))
+                continue
+            collected[owner[0]].setdefault(owner[1], []).append((instance_id, value, stamp))
+    out: dict[str, list[Sample | HistogramSample]] = {}
+    for name, meta in gauge_families.items():
+        mode = meta.merge or GaugeMerge.SUM
+        samples: list[Sample | HistogramSample] = []
+        for labels, values in collected[name].items():
+            if mode is GaugeMerge.PER_INSTANCE:
+                for instance_id, value, _ in values:
+                    samples.append(Sample((*labels, instance_id), value))
+                continue
+            numbers = [v for _, v, _ in values]
+            if mode is GaugeMerge.SUM:
+                merged = math.fsum(numbers) if all(map(math.isfinite, numbers)) else sum(numbers)
+            elif mode is GaugeMerge.MAX:
+                merged = max(numbers)
+            elif mode is GaugeMerge.MIN:
+                merged = min(numbers)
+            else:
+                merged = max(values, key=lambda item: (item[2], item[0]))[1]
+            samples.append(Sample(labels, merged))
+        out[name] = samples
+    return out
+
+
+def read_merged(store: Store, keyspace: Keyspace, *, strategy: str | None = None) -> Snapshot:
+    """Return the merged view of every live instance in a distributed store."""
+    gens = keyspace.read_generations()
+    families = _families(store, keyspace, gens)
+    index = _index(store, keyspace, families, gens)
+    samples = _shared_samples(store, keyspace, families, index)
+    samples.update(_gauge_samples(families, index, live_instances(store, keyspace)))
+    result = []
+    for name in sorted(families):
+        meta = families[name]
+        labelnames = meta.labelnames
+        if meta.type is MetricType.GAUGE and meta.merge is GaugeMerge.PER_INSTANCE:
+            labelnames = (*labelnames, "instance")
+        found = sorted(samples.get(name, []), key=lambda s: s.labels)
+        result.append(
+            Family(
+                name=name,
+                type=meta.type,
+                documentation=meta.documentation,
+                labelnames=labelnames,
+                samples=found,
+                unit=meta.unit,
+                buckets=meta.buckets,
+                merge=meta.merge,
+            )
+        )
+    return Snapshot(families=result, timestamp=time.time(), view=ViewKind.MERGED, strategy=strategy)
+
+
+def local_instances(store: Store, keyspace: Keyspace) -> dict[str, str]:
+    """Return the instances that saved a view in a local_only store (key -> id)."""
+    maps = store.get_maps([keyspace.instances(g) for g in keyspace.read_generations()])
+    found: dict[str, str] = {}
+    for entries in maps.values():
+        found.update(entries)
+    present = store.get_many([keyspace.local(k) for k in found])
+    return {k: v for k, v in found.items() if keyspace.local(k) in present}
+
+
+def read_local(store: Store, keyspace: Keyspace, instance_id: str | None = None) -> Snapshot:
+    """Return the saved view of one instance in a local_only store.
+
+    Without ``instance_id``: this process's instance if it saved a view, else the
+    only instance that did; several candidates raise :class:`AmbiguousInstance`.
+    """
+    from metricache.instance import instance_key
+
+    if instance_id is None:
+        own = current_instance()
+        if store.get(keyspace.local(own.key)) is not None:
+            instance_id = own.id
+        else:
+            candidates = local_instances(store, keyspace)
+            if len(candidates) > 1:
+                names = ", ".join(sorted(candidates.values()))
+                raise AmbiguousInstance(
+                    f"the store holds the views of several instances ({names}); "
+                    "choose one with --instance ID"
+                )
+            if not candidates:
+                return Snapshot(
+                    families=(),
+                    timestamp=time.time(),
+                    view=ViewKind.INSTANCE,
+                    strategy=Strategy.LOCAL_ONLY.value,
+                )
+            instance_id = next(iter(candidates.values()))
+    raw = store.get(keyspace.local(instance_key(instance_id)))
+    families: list[Family] = []
+    when = time.time()
+    if raw is not None:
+        try:
+            saved_id, when, families = local.decode_state(raw)
+            if saved_id != instance_id:
+                raise CorruptValue(f"the view saved for {instance_id!r} names {saved_id!r}")
+        except CorruptValue as exc:
+            _count_corrupt("saved view", str(exc))
+            families = []
+    return Snapshot(
+        families=sorted(families, key=lambda f: f.name),
+        timestamp=when,
+        view=ViewKind.INSTANCE,
+        instance=instance_id,
+        strategy=Strategy.LOCAL_ONLY.value,
+    )
+
+
+def merged_snapshot(
+    store: Store,
+    *,
+    namespace: str = "metricache",
+    retention: float = 300.0,
+    strategy: Strategy | str | None = None,
+    instance_id: str | None = None,
+) -> Snapshot:
+    """Return the store's view for export: merged, or one instance's on local_only.
+
+    ``namespace`` and ``retention`` must match the syncers' (they name the keys).
+    """
+    chosen = Strategy(strategy) if strategy is not None else select_strategy(store).strategy
+    keyspace = Keyspace(namespace, retention)
+    if chosen is Strategy.LOCAL_ONLY:
+        return read_local(store, keyspace, instance_id)
+    return read_merged(store, keyspace, strategy=chosen.value)

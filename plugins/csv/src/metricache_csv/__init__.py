@@ -1,0 +1,1 @@
+"""CSV format for metricache (stable header, one row per sample)."""

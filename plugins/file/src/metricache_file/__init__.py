@@ -1,0 +1,1 @@
+"""File store for metricache (local_only, survives restarts)."""

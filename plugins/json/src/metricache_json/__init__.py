@@ -1,0 +1,1 @@
+"""JSON format for metricache (a versioned, documented shape)."""

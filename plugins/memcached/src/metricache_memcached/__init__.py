@@ -1,0 +1,1 @@
+"""Memcached store for metricache (distributed_basic)."""

@@ -1,0 +1,323 @@
+"""The Redis store for metricache: ``distributed_atomic``, batches applied exactly once.
+
+``open_store("redis", url="redis://127.0.0.1:6379/0")``; ``rediss://`` for TLS;
+a password in the URL is never printed. A sync batch is one Lua script call: Redis
+checks the store epoch and the batch's sequence number, then applies registrations,
+increments and the gauge map in one atomic step, so a batch re-sent after a lost
+reply is recognised and not applied twice.
+"""
+
+from __future__ import annotations
+
+import builtins
+import json
+import logging
+from collections.abc import Callable, Iterable, Mapping
+from functools import partial
+from typing import Any, TypeVar
+
+import attrs
+import redis
+from metricache import hookimpl
+from metricache.errors import CorruptValue, OutcomeUnknown, StoreError, StoreUnavailable
+from metricache.masking import mask_url
+from metricache.store import Capability, Store, parse_int, ttl_ms
+from metricache.sync.batch import OutcomeStatus, SyncBatch, SyncOutcome
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from metricache_redis import scripts
+
+__all__ = ["RedisOptions", "RedisStore"]
+
+log = logging.getLogger("metricache.redis")
+T = TypeVar("T")
+
+_CONNECTION_ERRORS = (redis.ConnectionError, redis.TimeoutError, OSError)
+
+
+@attrs.frozen(kw_only=True)
+class RedisOptions:
+    """Options of the Redis store.
+
+    ``url``: ``redis://[[user]:password@]host[:port][/db]`` or ``rediss://`` (TLS).
+    ``socket_timeout`` and ``connect_timeout`` bound how long one request may block
+    the syncer (never the application). ``ssl_ca_certs`` names a CA bundle for TLS.
+    """
+
+    url: str = "redis://127.0.0.1:6379/0"
+    socket_timeout: float = 5.0
+    connect_timeout: float = 2.0
+    ssl_ca_certs: str = ""
+
+
+class RedisStore(Store):
+    """A store on a Redis server (5.0 or newer)."""
+
+    name = "redis"
+    capabilities = frozenset(
+        {
+            Capability.DISTRIBUTED,
+            Capability.ATOMIC,
+            Capability.CAS,
+            Capability.LOCKING,
+            Capability.EXACTLY_ONCE,
+        }
+    )
+    options_class = RedisOptions
+
+    def __init__(self, options: RedisOptions | None = None) -> None:
+        super().__init__(options)
+        self.options: RedisOptions
+        self._client = self._connect()
+        self._scripts: dict[str, Any] = {}
+
+    def _connect(self) -> redis.Redis:
+        o = self.options
+        extra: dict[str, Any] = {}
+        if o.url.startswith("rediss://") and o.ssl_ca_certs:
+            extra["ssl_ca_certs"] = o.ssl_ca_certs
+        try:
+            return redis.Redis.from_url(
+                o.url,
+                socket_timeout=o.socket_timeout,
+                socket_connect_timeout=o.connect_timeout,
+                retry=Retry(NoBackoff(), 0),
+                **extra,
+            )
+        except ValueError as exc:
+            raise StoreError(f"invalid redis url {mask_url(o.url)}: {exc}") from None
+
+    def _script(self, name: str) -> Any:
+        found = self._scripts.get(name)
+        if found is None:
+            found = self._scripts[name] = self._client.register_script(getattr(scripts, name))
+        return found
+
+    def describe(self) -> str:
+        """Return the URL with any password masked."""
+        return f"redis {mask_url(self.options.url)}"
+
+    def _call(self, func: Callable[[], T], *, writes: bool = False) -> T:
+        try:
+            return func()
+        except _CONNECTION_ERRORS as exc:
+            kind = OutcomeUnknown if writes else StoreUnavailable
+            raise kind(f"{self.describe()}: {type(exc).__name__}: {exc}") from exc
+        except redis.RedisError as exc:
+            raise StoreError(f"{self.describe()}: {type(exc).__name__}: {exc}") from exc
+
+    # -- life cycle ---------------------------------------------------------------------
+
+    def ping(self) -> None:
+        """Raise StoreUnavailable unless the server answers PING."""
+        self._call(self._client.ping)
+
+    def close(self) -> None:
+        """Close the connection pool."""
+        self._client.close()
+
+    def after_fork(self) -> None:
+        """Open a fresh connection pool in a forked child."""
+        self._client = self._connect()
+        self._scripts.clear()
+
+    # -- basics -------------------------------------------------------------------------
+
+    def get(self, key: bytes) -> bytes | None:
+        """GET ``key``."""
+        value: object = self._call(lambda: self._client.get(key))
+        return value if isinstance(value, bytes) else None
+
+    def set(self, key: bytes, value: bytes, ttl: float) -> None:
+        """SET ``key`` with a TTL in milliseconds."""
+        self._call(lambda: self._client.set(key, value, px=ttl_ms(ttl)), writes=True)
+
+    def delete(self, key: bytes) -> bool:
+        """DEL ``key``."""
+        return bool(self._call(lambda: self._client.delete(key), writes=True))
+
+    def touch(self, key: bytes, ttl: float) -> bool:
+        """PEXPIRE ``key``."""
+        return bool(self._call(lambda: self._client.pexpire(key, ttl_ms(ttl)), writes=True))
+
+    def get_many(self, keys: Iterable[bytes]) -> dict[bytes, bytes]:
+        """MGET in chunks of 10,000 keys."""
+        wanted = list(keys)
+        found: dict[bytes, bytes] = {}
+        for start in range(0, len(wanted), 10_000):
+            chunk = wanted[start : start + 10_000]
+            values: list[Any] = self._call(partial(self._client.mget, chunk))
+            for key, value in zip(chunk, values):
+                if isinstance(value, bytes):
+                    found[key] = value
+        return found
+
+    def set_many(self, items: Mapping[bytes, bytes], ttl: float) -> None:
+        """SET every item in one pipeline."""
+        ms = ttl_ms(ttl)
+
+        def run() -> None:
+            pipe = self._client.pipeline(transaction=False)
+            for key, value in items.items():
+                pipe.set(key, value, px=ms)
+            pipe.execute()
+
+        self._call(run, writes=True)
+
+    def touch_many(self, keys: Iterable[bytes], ttl: float) -> builtins.set[bytes]:
+        """PEXPIRE every key in one pipeline; return those that existed."""
+        wanted = list(keys)
+        ms = ttl_ms(ttl)
+
+        def run() -> list[Any]:
+            pipe = self._client.pipeline(transaction=False)
+            for key in wanted:
+                pipe.pexpire(key, ms)
+            return pipe.execute()
+
+        results = self._call(run, writes=True)
+        return {key for key, ok in zip(wanted, results) if ok}
+
+    # -- atomic, cas, locking -------------------------------------------------------------
+
+    def incr(self, key: bytes, amount: int, ttl: float) -> int:
+        """INCRBY and PEXPIRE in one script."""
+        script = self._script("INCR")
+        return int(self._call(lambda: script(keys=[key], args=[amount, ttl_ms(ttl)]), writes=True))
+
+    def read_counters(self, keys: Iterable[bytes]) -> dict[bytes, int]:
+        """MGET integers; a non-integer value is reported and left out."""
+        found: dict[bytes, int] = {}
+        for key, raw in self.get_many(keys).items():
+            try:
+                found[key] = parse_int(key, raw)
+            except CorruptValue as exc:
+                self.on_corrupt(exc)
+        return found
+
+    def add(self, key: bytes, value: bytes, ttl: float) -> bool:
+        """SET NX with a TTL."""
+        return bool(
+            self._call(lambda: self._client.set(key, value, nx=True, px=ttl_ms(ttl)), writes=True)
+        )
+
+    def compare_and_swap(
+        self, key: bytes, expected: bytes | None, value: bytes, ttl: float
+    ) -> bool:
+        """Replace the value if it equals ``expected`` (None: absent), in one script."""
+        script = self._script("CAS")
+        args = [0 if expected is None else 1, expected or b"", value, ttl_ms(ttl)]
+        return bool(self._call(lambda: script(keys=[key], args=args), writes=True))
+
+    def compare_and_delete(self, key: bytes, expected: bytes) -> bool:
+        """Delete the key if its value equals ``expected``, in one script."""
+        script = self._script("CAD")
+        return bool(self._call(lambda: script(keys=[key], args=[expected]), writes=True))
+
+    def compare_and_touch(self, key: bytes, expected: bytes, ttl: float) -> bool:
+        """Reset the TTL if the value equals ``expected``, in one script."""
+        script = self._script("CAT")
+        args = [expected, ttl_ms(ttl)]
+        return bool(self._call(lambda: script(keys=[key], args=args), writes=True))
+
+    # -- maps as hashes -----------------------------------------------------------------
+
+    def get_map(self, key: bytes) -> dict[str, str]:
+        """HGETALL ``key``."""
+        return self.get_maps([key]).get(key, {})
+
+    def get_maps(self, keys: Iterable[bytes]) -> dict[bytes, dict[str, str]]:
+        """HGETALL every key in one pipeline; a key of another type is reported."""
+        wanted = list(keys)
+        if not wanted:
+            return {}
+
+        def run() -> list[Any]:
+            pipe = self._client.pipeline(transaction=False)
+            for key in wanted:
+                pipe.hgetall(key)
+            return pipe.execute(raise_on_error=False)
+
+        results = self._call(run)
+        found: dict[bytes, dict[str, str]] = {}
+        for key, value in zip(wanted, results):
+            if isinstance(value, Exception):
+                self.on_corrupt(CorruptValue(f"{key!r} is not a hash: {value}"))
+                continue
+            if not value:
+                continue
+            try:
+                found[key] = {k.decode("utf-8"): v.decode("utf-8") for k, v in value.items()}
+            except UnicodeDecodeError:
+                self.on_corrupt(CorruptValue(f"{key!r} holds fields that are not UTF-8"))
+        return found
+
+    def merge_map(
+        self, key: bytes, entries: Mapping[str, str], ttl: float, *, only_new: bool = False
+    ) -> None:
+        """HSET (or HSETNX) the entries and PEXPIRE, in one script."""
+        script = self._script("MERGE_MAP")
+        args: list[Any] = [1 if only_new else 0, ttl_ms(ttl)]
+        for field, value in entries.items():
+            args += [field, value]
+        self._call(lambda: script(keys=[key], args=args), writes=True)
+
+    def replace_map(self, key: bytes, entries: Mapping[str, str], ttl: float) -> None:
+        """DEL, HSET and PEXPIRE in one script."""
+        script = self._script("REPLACE_MAP")
+        args: list[Any] = [ttl_ms(ttl)]
+        for field, value in entries.items():
+            args += [field, value]
+        self._call(lambda: script(keys=[key], args=args), writes=True)
+
+    # -- sync ---------------------------------------------------------------------------
+
+    def apply_sync(self, batch: SyncBatch) -> SyncOutcome:
+        """Apply a batch atomically and exactly once (one script call, one round trip)."""
+        keyspace = batch.keyspace
+        prefix_len = len(keyspace.prefix) + 2  # "ns:" + "v:"
+        inc: list[str] = []
+        for key, delta in batch.increments:
+            sid, _, part = key[prefix_len:].decode("ascii").rpartition(":")
+            inc += [sid, part, str(delta)]
+        payload: dict[str, Any] = {
+            "ns": keyspace.namespace,
+            "epoch": batch.epoch,
+            "proposed": batch.proposed_epoch,
+            "token": batch.token,
+            "seq": batch.seq,
+            "ttl": ttl_ms(keyspace.retention),
+            "gen_ttl": ttl_ms(keyspace.generation_ttl),
+            "live": ttl_ms(batch.liveness_ttl),
+            "gkey": keyspace.gauges(batch.instance_key).decode("ascii"),
+            "inc": inc,
+            "reg": [
+                [key.decode("ascii"), [x for item in entries.items() for x in item]]
+                for key, entries in batch.registrations.items()
+            ],
+        }
+        if batch.gauges is not None:
+            payload["gauges"] = [x for item in batch.gauges.items() for x in item]
+        encoded = json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
+        script = self._script("APPLY_SYNC")
+        reply = self._call(lambda: script(args=[encoded]), writes=True)
+        status, epoch, lost, repaired = reply
+        if repaired:
+            log.warning(
+                "%s: replaced %d keys that held something metricache did not write",
+                self.describe(),
+                repaired,
+            )
+            self.on_corrupt(CorruptValue(f"{repaired} keys held unexpected values"))
+        return SyncOutcome(
+            OutcomeStatus(status.decode() if isinstance(status, bytes) else status),
+            epoch.decode("ascii") if isinstance(epoch, bytes) else str(epoch),
+            gauges_lost=bool(lost),
+        )
+
+
+@hookimpl
+def metricache_store_classes() -> Iterable[type[Store]]:
+    """Offer the Redis store."""
+    return [RedisStore]
