@@ -312,3 +312,39 @@ def merged_snapshot(
     if chosen is Strategy.LOCAL_ONLY:
         return read_local(store, keyspace, instance_id)
     return read_merged(store, keyspace, strategy=chosen.value)
+
+
+def covered_keys(store: Store, keyspace: Keyspace) -> tuple[list[bytes], list[bytes]]:
+    """Return the keys a merged read covers: ``(value and gauge keys, registration keys)``.
+
+    The first list lives for the retention window (gauge maps for the liveness TTL),
+    the second for a generation's TTL. An export extends both before it retries, so
+    nothing it covers expires while it is pending.
+    """
+    gens = keyspace.read_generations()
+    registration = [keyspace.families(g) for g in gens] + [keyspace.instances(g) for g in gens]
+    families = _families(store, keyspace, gens)
+    registration += [keyspace.index(name, g) for name in families for g in gens]
+    index = _index(store, keyspace, families, gens)
+    values: list[bytes] = [keyspace.epoch()]
+    for name, meta in families.items():
+        for sid in index[name]:
+            values.extend(keyspace.value(sid, p) for p in meta.value_parts())
+    values.extend(keyspace.gauges(ikey) for ikey in live_instances(store, keyspace))
+    return values, registration
+
+
+def extend_retention(store: Store, keyspace: Keyspace, extra: float) -> int:
+    """Push back the expiry of everything a merged read covers by ``extra`` seconds.
+
+    A store can only set a TTL, not add to one, so every key gets the longest TTL it
+    can have had plus ``extra`` (retention + extra, or a generation's TTL + extra):
+    an extension never shortens a key's life. The values are not rewritten. Returns
+    how many keys were present and extended.
+    """
+    if not extra > 0:
+        raise ValueError("extra must be > 0 seconds")
+    values, registration = covered_keys(store, keyspace)
+    touched = store.touch_many(values, keyspace.retention + extra)
+    touched |= store.touch_many(registration, keyspace.generation_ttl + extra)
+    return len(touched)
