@@ -34,7 +34,15 @@ from metricache.sync import local
 from metricache.sync.keyspace import FamilyMeta, Keyspace, decode_labels, join_fixed
 from metricache.sync.strategy import Strategy, select_strategy
 
-__all__ = ["AmbiguousInstance", "live_instances", "merged_snapshot", "read_local", "read_merged"]
+__all__ = [
+    "AmbiguousInstance",
+    "covered_keys",
+    "extend_retention",
+    "live_instances",
+    "merged_snapshot",
+    "read_local",
+    "read_merged",
+]
 
 log = logging.getLogger("metricache.reader")
 
