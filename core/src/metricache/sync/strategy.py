@@ -84,6 +84,25 @@ def _from_detectors(store: Store) -> tuple[frozenset[Capability], str] | None:
     return None
 
 
+def _concurrent_increments_exact(store: Store, key: bytes) -> bool:
+    store.incr(key, 0, 30)  # raises at once when incr is not supported
+    errors: list[BaseException] = []
+
+    def work() -> None:
+        try:
+            for _ in range(200):
+                store.incr(key, 1, 30)
+        except Exception as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return not errors and store.incr(key, 0, 30) == 800
+
+
 def probe_capabilities(store: Store, *, twin: Store | None = None) -> frozenset[Capability]:
     """Find capabilities by trying them, on a key that is removed afterwards.
 
@@ -102,15 +121,7 @@ def probe_capabilities(store: Store, *, twin: Store | None = None) -> frozenset[
             caps.add(Capability.DISTRIBUTED)
         counter = key + b":n"
         try:
-            threads = [
-                threading.Thread(target=lambda: [store.incr(counter, 1, 30) for _ in range(200)])
-                for _ in range(4)
-            ]
-            for t in threads:
-                t.start()
-            for t in threads:
-                t.join()
-            if store.incr(counter, 0, 30) == 800:
+            if _concurrent_increments_exact(store, counter):
                 caps.add(Capability.ATOMIC)
         except Exception:
             log.debug("probe: incr unsupported", exc_info=True)
