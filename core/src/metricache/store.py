@@ -84,12 +84,16 @@ def decode_map(key: bytes, raw: bytes | None) -> dict[str, str]:
 
 
 def parse_int(key: bytes, raw: bytes) -> int:
-    """Parse the decimal text of a signed integer; raise CorruptValue otherwise."""
-    text = raw.strip()
-    digits = text[1:] if text[:1] == b"-" else text
-    if not digits.isdigit() or len(digits) > 19:
-        raise CorruptValue(f"{key!r} does not hold an integer ({raw[:30]!r})")
-    return int(text)
+    """Parse the decimal text of a signed 64-bit integer; raise CorruptValue otherwise."""
+    if len(raw) <= 20:
+        try:
+            value = int(raw)
+        except ValueError:
+            pass
+        else:
+            if -(2**63) <= value < 2**63 and b"_" not in raw:
+                return value
+    raise CorruptValue(f"{key!r} does not hold an integer ({raw[:30]!r})")
 
 
 def ttl_ms(ttl: float) -> int:

@@ -44,8 +44,9 @@ def apply_generic(store: Store, batch: SyncBatch) -> SyncOutcome:
         store.merge_map(key, entries, gen_ttl, only_new=True)
     done = 0
     try:
-        for key, amount in batch.increments:
-            store.incr(key, amount, batch.retention)
+        value_key = batch.keyspace.value
+        for sid, part, amount in batch.increments:
+            store.incr(value_key(sid, part), amount, batch.retention)
             done += 1
         gauge_key = batch.keyspace.gauges(batch.instance_key)
         gauges_lost = False

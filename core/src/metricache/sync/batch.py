@@ -44,7 +44,9 @@ class SyncOutcome:
 class SyncBatch:
     """One sync's worth of changes from one instance.
 
-    ``epoch`` is the store epoch the increments were computed against; a store whose
+    ``increments`` are ``(series id, part, signed amount)``; the key of one is
+    ``keyspace.value(series id, part)``. ``epoch`` is the store epoch the increments
+    were computed against; a store whose
     epoch differs applies nothing and answers ``EPOCH_CHANGED`` (installing
     ``proposed_epoch`` first if it has none). ``registrations`` maps a map key to the
     entries to add to it when absent. ``gauges`` is this instance's whole gauge map,
@@ -59,7 +61,7 @@ class SyncBatch:
     epoch: str
     proposed_epoch: str
     liveness_ttl: float
-    increments: list[tuple[bytes, int]] = attrs.field(factory=list)
+    increments: list[tuple[str, str, int]] = attrs.field(factory=list)
     registrations: dict[bytes, dict[str, str]] = attrs.field(factory=dict)
     gauges: dict[str, str] | None = None
 

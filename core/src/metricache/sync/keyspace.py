@@ -12,6 +12,8 @@ key                                 holds                                 TTL
 ``NS:fam:GEN``                      map family -> metadata JSON           2 x retention
 ``NS:idx:FAMILY:GEN``               map series id -> label values JSON    2 x retention
 ``NS:inst:GEN``                     map instance key -> instance id       2 x retention
+``NS:frac:GEN``                     map family -> "1" when billionths     2 x retention
+                                    were sent (else ``f`` parts are 0)
 ``NS:g:IKEY``                       map series id -> ``[value, stamp]``   liveness TTL
                                     plus ``@`` -> instance id and time
 ``NS:v:SID:PART``                   signed 64-bit integer                 retention
@@ -211,6 +213,10 @@ class Keyspace:
     def index(self, family: str, gen: int) -> bytes:
         """The key of a generation's series index of one family."""
         return f"{self.namespace}:idx:{family}:{gen}".encode()
+
+    def fractional(self, gen: int) -> bytes:
+        """The key of a generation's map of families that sent billionths."""
+        return f"{self.namespace}:frac:{gen}".encode()
 
     def instances(self, gen: int) -> bytes:
         """The key of a generation's instance registry."""

@@ -10,11 +10,13 @@ counted (``metricache_store_corrupt_values_total``); they never raise.
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import math
 import time
 from collections.abc import Mapping
+from typing import Any
 
 from metricache.errors import CorruptValue, MetricacheError
 from metricache.instance import current_instance
@@ -65,16 +67,24 @@ def _count_corrupt(kind: str, detail: str) -> None:
     REGISTRY.self_metric("corrupt", _corrupt_counter).labels(kind).inc()
 
 
-def _families(store: Store, keyspace: Keyspace, gens: list[int]) -> dict[str, FamilyMeta]:
-    maps = store.get_maps([keyspace.families(g) for g in gens])
+def _families(
+    store: Store, keyspace: Keyspace, gens: list[int]
+) -> tuple[dict[str, FamilyMeta], set[str]]:
+    """Return the families registered in ``gens``, and those that sent billionths."""
+    fam_keys = [keyspace.families(g) for g in gens]
+    frac_keys = [keyspace.fractional(g) for g in gens]
+    maps = store.get_maps(fam_keys + frac_keys)
     found: dict[str, FamilyMeta] = {}
-    for gen in gens:  # later generations win: a redeclaration replaces the old one
-        for name, text in maps.get(keyspace.families(gen), {}).items():
+    for key in fam_keys:  # later generations win: a redeclaration replaces the old one
+        for name, text in maps.get(key, {}).items():
             try:
                 found[name] = FamilyMeta.decode(name, text)
             except CorruptValue as exc:
                 _count_corrupt("family", str(exc))
-    return found
+    fractional: set[str] = set()
+    for key in frac_keys:
+        fractional.update(maps.get(key, {}))
+    return found, fractional
 
 
 def live_instances(store: Store, keyspace: Keyspace) -> dict[str, dict[str, str]]:
@@ -89,6 +99,25 @@ def live_instances(store: Store, keyspace: Keyspace) -> dict[str, dict[str, str]
     return {gauge_keys[key]: entries for key, entries in maps.items()}
 
 
+def _decode_entries(name: str, width: int, entries: Mapping[str, str]) -> list[Any]:
+    """Decode a family's index entries in one JSON call (one by one if any is bad)."""
+    texts = list(entries.values())
+    try:
+        decoded = json.loads("[" + ",".join(texts) + "]")
+        if len(decoded) == len(texts):
+            return list(decoded)
+    except ValueError:
+        pass
+    out: list[Any] = []
+    for text in texts:
+        try:
+            out.append(list(decode_labels(text)))
+        except CorruptValue as exc:
+            _count_corrupt("index entry", f"{name}: {exc}")
+            out.append(None)
+    return out
+
+
 def _index(
     store: Store, keyspace: Keyspace, families: Mapping[str, FamilyMeta], gens: list[int]
 ) -> dict[str, dict[str, tuple[str, ...]]]:
@@ -99,18 +128,19 @@ def _index(
         name = keys[key]
         width = len(families[name].labelnames)
         target = index[name]
-        for sid, text in entries.items():
-            if sid in target:
+        for sid, decoded in zip(entries, _decode_entries(name, width, entries)):
+            if sid in target or decoded is None:
                 continue
-            try:
-                labels = decode_labels(text)
-            except CorruptValue as exc:
-                _count_corrupt("index entry", f"{name}: {exc}")
+            # An empty array written by Lua's cjson comes back as {}.
+            labels = [] if isinstance(decoded, dict) and not decoded else decoded
+            if (
+                not isinstance(labels, list)
+                or len(labels) != width
+                or not all(type(v) is str for v in labels)
+            ):
+                _count_corrupt("index entry", f"{name}: not {width} label values")
                 continue
-            if len(labels) != width:
-                _count_corrupt("index entry", f"{name}: {len(labels)} label values for {width}")
-                continue
-            target[sid] = labels
+            target[sid] = tuple(labels)
     return index
 
 
@@ -118,41 +148,56 @@ def _shared_samples(
     store: Store,
     keyspace: Keyspace,
     families: Mapping[str, FamilyMeta],
+    fractional: set[str],
     index: Mapping[str, Mapping[str, tuple[str, ...]]],
 ) -> dict[str, list[Sample | HistogramSample]]:
+    # Per family: the parts to read (billionths only for families that sent some)
+    # and, per series, its keys in the same order.
+    plans: list[tuple[str, FamilyMeta, tuple[str, ...], list[tuple[tuple[str, ...], list[bytes]]]]]
+    plans = []
     wanted: list[bytes] = []
+    value_key = keyspace.value
     for name, meta in families.items():
-        parts = meta.value_parts()
+        parts = tuple(meta.value_parts())
         if not parts:
             continue
-        for sid in index[name]:
-            wanted.extend(keyspace.value(sid, p) for p in parts)
-    raw_values = store.read_counters(wanted) if wanted else {}
-    samples: dict[str, list[Sample | HistogramSample]] = {}
-    for name, meta in families.items():
-        parts = meta.value_parts()
-        if not parts:
-            continue
-        out = samples[name] = []
+        if name not in fractional:
+            parts = tuple(p for p in parts if p not in ("f", "sf"))
+        series = []
         for sid, labels in index[name].items():
-            values = [raw_values.get(keyspace.value(sid, p)) for p in parts]
+            keys = [value_key(sid, p) for p in parts]
+            wanted.extend(keys)
+            series.append((labels, keys))
+        plans.append((name, meta, parts, series))
+    raw_values = store.read_counters(wanted) if wanted else {}
+    get = raw_values.get
+    samples: dict[str, list[Sample | HistogramSample]] = {}
+    for name, meta, parts, series in plans:
+        out = samples[name] = []
+        has_fraction = parts[-1] in ("f", "sf")
+        if meta.type is MetricType.COUNTER:
+            for labels, keys in series:
+                whole = get(keys[0])
+                nanos = get(keys[1]) if has_fraction else None
+                if whole is None and nanos is None:
+                    continue  # expired (idle longer than the retention window)
+                out.append(Sample(labels, join_fixed(whole or 0, nanos or 0)))
+            continue
+        nbuckets = len(meta.buckets)
+        for labels, keys in series:
+            values = [get(k) for k in keys]
             if all(v is None for v in values):
-                continue  # expired (idle longer than the retention window)
-            ints = [v or 0 for v in values]
-            if meta.type is MetricType.COUNTER:
-                out.append(Sample(labels, join_fixed(ints[0], ints[1])))
                 continue
-            counts = ints[:-2]
+            ints = [v or 0 for v in values]
+            counts = ints[:nbuckets]
             if any(c < 0 for c in counts):
                 _count_corrupt("histogram", f"{name}: negative bucket count")
                 continue
-            cumulative = []
-            running = 0
-            for c in counts:
-                running += c
-                cumulative.append(running)
+            cumulative = list(itertools.accumulate(counts))
+            whole = ints[nbuckets]
+            nanos = ints[nbuckets + 1] if has_fraction else 0
             out.append(
-                HistogramSample(labels, tuple(cumulative), join_fixed(ints[-2], ints[-1]), running)
+                HistogramSample(labels, tuple(cumulative), join_fixed(whole, nanos), cumulative[-1])
             )
     return samples
 
@@ -219,9 +264,9 @@ def _gauge_samples(
 def read_merged(store: Store, keyspace: Keyspace, *, strategy: str | None = None) -> Snapshot:
     """Return the merged view of every live instance in a distributed store."""
     gens = keyspace.read_generations()
-    families = _families(store, keyspace, gens)
+    families, fractional = _families(store, keyspace, gens)
     index = _index(store, keyspace, families, gens)
-    samples = _shared_samples(store, keyspace, families, index)
+    samples = _shared_samples(store, keyspace, families, fractional, index)
     samples.update(_gauge_samples(families, index, live_instances(store, keyspace)))
     result = []
     for name in sorted(families):
@@ -331,7 +376,8 @@ def covered_keys(store: Store, keyspace: Keyspace) -> tuple[list[bytes], list[by
     """
     gens = keyspace.read_generations()
     registration = [keyspace.families(g) for g in gens] + [keyspace.instances(g) for g in gens]
-    families = _families(store, keyspace, gens)
+    registration += [keyspace.fractional(g) for g in gens]
+    families, _ = _families(store, keyspace, gens)
     registration += [keyspace.index(name, g) for name in families for g in gens]
     index = _index(store, keyspace, families, gens)
     values: list[bytes] = [keyspace.epoch()]

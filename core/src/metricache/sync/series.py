@@ -20,9 +20,10 @@ from typing import Any
 
 from metricache.metrics import GaugeChild, MetricBase
 from metricache.snapshot import Family, HistogramSample, MetricType, Sample
-from metricache.sync.keyspace import FamilyMeta, Keyspace, series_id, split_fixed
+from metricache.sync.keyspace import FamilyMeta, series_id, split_fixed
 
 __all__ = [
+    "COUNTER_PARTS",
     "SeriesState",
     "current_values",
     "family_meta",
@@ -30,6 +31,7 @@ __all__ = [
     "gauge_sample_entry",
     "meta_of_family",
     "sample_values",
+    "value_parts",
 ]
 
 
@@ -59,18 +61,27 @@ def meta_of_family(family: Family) -> FamilyMeta:
     )
 
 
-def _parts(kind: MetricType, nbuckets: int) -> list[str]:
+COUNTER_PARTS = ("i", "f")
+_HISTOGRAM_PARTS: dict[int, tuple[str, ...]] = {}
+
+
+def value_parts(kind: MetricType, nbuckets: int) -> tuple[str, ...]:
+    """Return the integer parts of a series (shared tuples: one per layout)."""
     if kind is MetricType.COUNTER:
-        return ["i", "f"]
+        return COUNTER_PARTS
     if kind is MetricType.HISTOGRAM:
-        return [f"b{k}" for k in range(nbuckets)] + ["si", "sf"]
-    return []
+        parts = _HISTOGRAM_PARTS.get(nbuckets)
+        if parts is None:
+            parts = (*(f"b{k}" for k in range(nbuckets)), "si", "sf")
+            _HISTOGRAM_PARTS[nbuckets] = parts
+        return parts
+    return ()
 
 
 class SeriesState:
     """The syncer's record of one series."""
 
-    __slots__ = ("child", "family", "gen", "keys", "kind", "labels", "sent", "sid")
+    __slots__ = ("child", "family", "gen", "kind", "labels", "parts", "sent", "sid")
 
     def __init__(
         self,
@@ -78,7 +89,6 @@ class SeriesState:
         kind: MetricType,
         labels: tuple[str, ...],
         nbuckets: int,
-        keyspace: Keyspace,
         child: Any = None,
     ) -> None:
         self.child = child
@@ -86,17 +96,16 @@ class SeriesState:
         self.kind = kind
         self.labels = labels
         self.sid = series_id(family, labels)
-        parts = _parts(kind, nbuckets)
-        self.keys = [keyspace.value(self.sid, p) for p in parts]
-        self.sent = [0] * len(parts)
+        self.parts = value_parts(kind, nbuckets)
+        self.sent = [0] * len(self.parts)
         self.gen = -1  # registration generation in the current epoch; -1: none
 
     @classmethod
-    def for_child(cls, child: Any, keyspace: Keyspace) -> SeriesState:
+    def for_child(cls, child: Any) -> SeriesState:
         """Return the record of a live metric child."""
         family: MetricBase[Any] = child.family
         nbuckets = len(child._upper) if family._type is MetricType.HISTOGRAM else 0
-        return cls(family.name, family._type, child._labels, nbuckets, keyspace, child)
+        return cls(family.name, family._type, child._labels, nbuckets, child)
 
     def detached(self) -> bool:
         """Return whether the series was removed from its metric."""

@@ -29,6 +29,7 @@ import atexit
 import itertools
 import json
 import logging
+import math
 import os
 import random
 import secrets
@@ -48,7 +49,7 @@ from metricache.snapshot import MetricType, Sample, Snapshot
 from metricache.store import Capability, Store
 from metricache.sync import local
 from metricache.sync.batch import OutcomeStatus, PartialApply, SyncBatch, SyncOutcome
-from metricache.sync.keyspace import FamilyMeta, Keyspace, encode_labels
+from metricache.sync.keyspace import FamilyMeta, Keyspace, encode_labels, split_fixed
 from metricache.sync.report import SyncReport
 from metricache.sync.series import (
     SeriesState,
@@ -125,6 +126,7 @@ class _Plan:
         "batch",
         "considered",
         "families",
+        "fractional",
         "gen",
         "instance",
         "origins",
@@ -142,6 +144,8 @@ class _Plan:
         self.registered_set: set[SeriesState] = set()
         self.families: list[str] = []
         self.instance = False
+        # Families that sent billionths (the reader only fetches those parts for them).
+        self.fractional: set[str] = set()
 
 
 def _self_metrics(registry: Registry) -> _SelfMetrics:
@@ -320,6 +324,7 @@ class Syncer:
         self._virtual_gauges: dict[str, str] = {}
         self._pending: set[Any] = set()
         self._families_gen: dict[str, int] = {}
+        self._fractional_gen: dict[str, int] = {}
         self._instance_gen = -1
         self._epoch = ""
         self._seq = 0
@@ -340,10 +345,12 @@ class Syncer:
         self._thread = None
         epoch = self._epoch
         families_gen = self._families_gen
+        fractional_gen = self._fractional_gen
         old_series = self._series
         self._reset_state()
         self._epoch = epoch
         self._families_gen = families_gen  # registrations are shared, not per instance
+        self._fractional_gen = fractional_gen
         tracker = self.registry.tracker
         while tracker:
             try:
@@ -355,7 +362,7 @@ class Syncer:
                 child._dirty = False
                 if metric._type is MetricType.GAUGE:
                     continue
-                state = old_series.get(child) or SeriesState.for_child(child, self.keyspace)
+                state = old_series.get(child) or SeriesState.for_child(child)
                 state.sent = current_values(state)
                 self._series[child] = state
         try:
@@ -494,6 +501,7 @@ class Syncer:
             state.sent = [0] * len(state.sent)
             state.gen = -1
         self._families_gen.clear()
+        self._fractional_gen.clear()
         self._instance_gen = -1
         self._gauges_dirty = True
         # Series never seen by the syncer yet are still in the tracker or pending.
@@ -515,11 +523,34 @@ class Syncer:
         plan = _Plan(batch, gen)
         plan.considered = list(self._pending)
         series = self._series
+        increments = batch.increments
+        origins = plan.origins
+        counter = MetricType.COUNTER
+        gauge = MetricType.GAUGE
         for child in plan.considered:
             state = series.get(child)
             if state is None:
-                state = series[child] = SeriesState.for_child(child, keyspace)
-            if state.kind is MetricType.GAUGE:
+                state = series[child] = SeriesState.for_child(child)
+            kind = state.kind
+            if kind is counter:
+                value = child._value
+                # Most counters hold whole numbers: no fixed-point split needed.
+                if value.is_integer():
+                    whole, nanos = int(value), 0
+                elif math.isfinite(value):
+                    whole, nanos = split_fixed(value)
+                else:
+                    whole, nanos = state.sent
+                sent = state.sent
+                delta = whole - sent[0]
+                if delta or state.gen == -1:
+                    increments.append((state.sid, "i", delta))
+                    origins.append((state, 0, whole))
+                if nanos != sent[1]:
+                    increments.append((state.sid, "f", nanos - sent[1]))
+                    origins.append((state, 1, nanos))
+                    plan.fractional.add(state.family)
+            elif kind is gauge:
                 self._gauges_dirty = True
             else:
                 self._add_deltas(plan, state, current_values(state))
@@ -529,6 +560,12 @@ class Syncer:
         if self._instance_gen != gen:
             batch.registrations.setdefault(keyspace.instances(gen), {})[instance.key] = instance.id
             plan.instance = True
+        fractional = {f for f in plan.fractional if self._fractional_gen.get(f) != gen}
+        if fractional:
+            batch.registrations.setdefault(keyspace.fractional(gen), {}).update(
+                dict.fromkeys(fractional, "1")
+            )
+        plan.fractional = fractional
         if self._gauges_dirty:
             batch.gauges = self._gauge_map(instance, plan)
         return plan
@@ -537,15 +574,19 @@ class Syncer:
         increments = plan.batch.increments
         origins = plan.origins
         sent = state.sent
-        keys = state.keys
+        parts = state.parts
+        sid = state.sid
         new_in_epoch = state.gen == -1
+        last = len(values) - 1
         for k, value in enumerate(values):
             delta = value - sent[k]
             if delta or (new_in_epoch and k == 0):
                 # A new series gets its first key even at zero, so the merged view
                 # shows it as the local view does.
-                increments.append((keys[k], delta))
+                increments.append((sid, parts[k], delta))
                 origins.append((state, k, value))
+                if k == last and delta:
+                    plan.fractional.add(state.family)
 
     def _register(self, plan: _Plan, state: SeriesState, meta: Callable[[], FamilyMeta]) -> None:
         """Add ``state`` (and its family, once) to this generation's registrations."""
@@ -568,7 +609,6 @@ class Syncer:
         collectors = self.registry.collectors()
         if not collectors:
             return
-        keyspace = self.keyspace
         now = time.time()
         gauges: dict[str, str] = {}
         for collector in collectors:
@@ -583,12 +623,12 @@ class Syncer:
                     vkey = (fam.name, sample.labels)
                     state = self._virtual.get(vkey)
                     if state is None:
-                        state = SeriesState(fam.name, fam.type, sample.labels, nbuckets, keyspace)
+                        state = SeriesState(fam.name, fam.type, sample.labels, nbuckets)
                         self._virtual[vkey] = state
                     if fam.type is MetricType.GAUGE:
                         if isinstance(sample, Sample):
                             gauges[state.sid] = gauge_sample_entry(sample, now)
-                    elif len(state.keys) == len(sample_values(sample)):
+                    elif len(state.parts) == len(sample_values(sample)):
                         values = sample_values(sample)
                         if values != state.sent or state.gen == -1:
                             self._add_deltas(plan, state, values)
@@ -609,7 +649,7 @@ class Syncer:
             for child in metric.children():
                 state = self._series.get(child)
                 if state is None:
-                    state = self._series[child] = SeriesState.for_child(child, self.keyspace)
+                    state = self._series[child] = SeriesState.for_child(child)
                 if state.gen != plan.gen:
                     self._register(plan, state, partial(family_meta, metric))
                 entries[state.sid] = gauge_entry(child)
@@ -632,6 +672,8 @@ class Syncer:
             state.gen = plan.gen
         for name in plan.families:
             self._families_gen[name] = plan.gen
+        for name in plan.fractional:
+            self._fractional_gen[name] = plan.gen
         if plan.instance:
             self._instance_gen = plan.gen
         if plan.batch.gauges is not None:

@@ -33,6 +33,7 @@ __all__ = ["RedisOptions", "RedisStore"]
 log = logging.getLogger("metricache.redis")
 T = TypeVar("T")
 
+_EXACT = 2**53
 _CONNECTION_ERRORS = (redis.ConnectionError, redis.TimeoutError, OSError)
 
 
@@ -276,11 +277,11 @@ class RedisStore(Store):
     def apply_sync(self, batch: SyncBatch) -> SyncOutcome:
         """Apply a batch atomically and exactly once (one script call, one round trip)."""
         keyspace = batch.keyspace
-        prefix_len = len(keyspace.prefix) + 2  # "ns:" + "v:"
-        inc: list[str] = []
-        for key, delta in batch.increments:
-            sid, _, part = key[prefix_len:].decode("ascii").rpartition(":")
-            inc += [sid, part, str(delta)]
+        inc: list[str | int] = []
+        extend = inc.extend
+        for sid, part, delta in batch.increments:
+            # Lua numbers are doubles: beyond 2**53 a delta travels as text.
+            extend((sid, part, delta if -_EXACT < delta < _EXACT else str(delta)))
         payload: dict[str, Any] = {
             "ns": keyspace.namespace,
             "epoch": batch.epoch,
@@ -299,7 +300,7 @@ class RedisStore(Store):
         }
         if batch.gauges is not None:
             payload["gauges"] = [x for item in batch.gauges.items() for x in item]
-        encoded = json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
+        encoded = json.dumps(payload, separators=(",", ":"))
         script = self._script("APPLY_SYNC")
         reply = self._call(lambda: script(args=[encoded]), writes=True)
         status, epoch, lost, repaired = reply
