@@ -132,7 +132,7 @@ def sync_costs(url: str, repeat: int) -> tuple[float, float]:
         sync_all_changed()
         best_changed = min(best_changed, time.perf_counter() - start)
     syncer.flush()
-    best_idle = timed(lambda: syncer.flush(), repeat * 3)
+    best_idle = timed(syncer.flush, repeat * 3)
     store.close()
     return best_changed, best_idle
 
