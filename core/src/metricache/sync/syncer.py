@@ -68,6 +68,8 @@ log = logging.getLogger("metricache.sync")
 
 _SWEEP_EVERY = 64  # syncs between sweeps of removed series
 _SERIALS = itertools.count(1)
+MAX_SERIES_PER_BATCH = 50_000
+"""Series per batch; a sync of more changed series sends several batches."""
 
 
 class _SelfMetrics:
@@ -215,6 +217,7 @@ class Syncer:
         self._pid = os.getpid()
         self._pid_at_start = self._pid
         self.last_report: SyncReport | None = None
+        self._failures = 0  # consecutive failed syncs
         self._reset_state()
         self._base: list[Any] | None = None  # local_only: the previous run's view
         self._local_written = False
@@ -392,7 +395,24 @@ class Syncer:
             self._metrics.errors.labels(type(exc).__name__).inc()
             if isinstance(exc, PartialApply):
                 self._metrics.errors.labels(type(exc.cause).__name__).inc()
-            log.warning("sync to %s failed: %s", self.store.describe(), error)
+            self._failures += 1
+            # One warning when an outage starts, then quiet until it ends: a store
+            # that is down for an hour must not fill the application's logs.
+            level = logging.WARNING if self._failures == 1 else logging.DEBUG
+            log.log(
+                level,
+                "sync to %s failed: %s (deltas kept for the next sync)",
+                self.store.describe(),
+                error,
+            )
+        else:
+            if self._failures:
+                log.warning(
+                    "sync to %s works again after %d failed attempts",
+                    self.store.describe(),
+                    self._failures,
+                )
+            self._failures = 0
         duration = time.perf_counter() - t0
         self._syncs += 1
         m = self._metrics
@@ -459,8 +479,14 @@ class Syncer:
             else:
                 self._commit(plan, len(plan.origins), outcome)
         self._drain()
-        for _attempt in range(3):
-            plan = self._build(instance)
+        sent = 0
+        epoch_changes = 0
+        while True:
+            # Large syncs go in several batches, so no single script holds the store
+            # for long; each batch is confirmed (and committed) on its own.
+            chunk = list(itertools.islice(self._pending, MAX_SERIES_PER_BATCH))
+            final = len(chunk) == len(self._pending)
+            plan = self._build(instance, chunk, final=final)
             try:
                 outcome = self.store.apply_sync(plan.batch)
             except PartialApply as exc:
@@ -471,14 +497,18 @@ class Syncer:
                     self._in_flight = plan
                 raise
             if outcome.status is OutcomeStatus.EPOCH_CHANGED:
+                epoch_changes += 1
+                if epoch_changes > 2:
+                    raise RuntimeError("the store's epoch kept changing during one sync")
                 if self._epoch:
                     resent = True
                 self._new_epoch(outcome.epoch)
                 continue
             self._commit(plan, len(plan.origins), outcome)
-            self._pending.difference_update(plan.considered)
-            return len(plan.considered), resent
-        raise RuntimeError("the store's epoch kept changing during one sync")
+            self._pending.difference_update(chunk)
+            sent += len(chunk)
+            if final:
+                return sent, resent
 
     def _new_epoch(self, epoch: str) -> None:
         """The store lost its data: send every total again, register everything again."""
@@ -506,7 +536,12 @@ class Syncer:
         self._gauges_dirty = True
         # Series never seen by the syncer yet are still in the tracker or pending.
 
-    def _build(self, instance: Instance) -> _Plan:
+    def _build(self, instance: Instance, children: list[Any], *, final: bool = True) -> _Plan:
+        """Build the batch for ``children``.
+
+        The final batch of a sync also carries the custom collectors' series, the
+        instance registration and the gauge map.
+        """
         keyspace = self.keyspace
         gen = keyspace.generation()
         proposed = secrets.token_hex(8)
@@ -521,7 +556,7 @@ class Syncer:
             liveness_ttl=self.liveness_ttl,
         )
         plan = _Plan(batch, gen)
-        plan.considered = list(self._pending)
+        plan.considered = children
         series = self._series
         increments = batch.increments
         origins = plan.origins
@@ -556,17 +591,19 @@ class Syncer:
                 self._add_deltas(plan, state, current_values(state))
             if state.gen != gen:
                 self._register(plan, state, partial(family_meta, child.family))
-        self._collect(plan)
-        if self._instance_gen != gen:
-            batch.registrations.setdefault(keyspace.instances(gen), {})[instance.key] = instance.id
-            plan.instance = True
+        if final:
+            self._collect(plan)
+            if self._instance_gen != gen:
+                registrations = batch.registrations.setdefault(keyspace.instances(gen), {})
+                registrations[instance.key] = instance.id
+                plan.instance = True
         fractional = {f for f in plan.fractional if self._fractional_gen.get(f) != gen}
         if fractional:
             batch.registrations.setdefault(keyspace.fractional(gen), {}).update(
                 dict.fromkeys(fractional, "1")
             )
         plan.fractional = fractional
-        if self._gauges_dirty:
+        if final and self._gauges_dirty:
             batch.gauges = self._gauge_map(instance, plan)
         return plan
 
