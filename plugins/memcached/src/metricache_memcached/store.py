@@ -1,0 +1,462 @@
+"""The memcached store: ``distributed_basic`` on one or more memcached servers.
+
+Keys are made safe (:mod:`metricache_memcached.keys`), integers are kept biased for
+memcached's unsigned ``incr`` and values larger than an item are split into chunks
+(:mod:`metricache_memcached.items`). With several servers each key lives on the one
+rendezvous hashing picks; a server that is down makes the operations on its keys
+fail (they are never sent to another server, which would split a counter in two).
+"""
+
+from __future__ import annotations
+
+import builtins
+import os
+import secrets
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import attrs
+from metricache.config import Count, Seconds
+from metricache.errors import CorruptValue, StoreError
+from metricache.store import Capability, Store, decode_map, encode_map, parse_int
+from metricache.sync.keyspace import INT64_MAX
+from pymemcache.client.rendezvous import RendezvousHash  # type: ignore[import-untyped]
+from pymemcache.exceptions import MemcacheClientError  # type: ignore[import-untyped]
+
+from metricache_memcached.connection import Connection, parse_url, server_name
+from metricache_memcached.items import (
+    BIAS,
+    FLAG_CHUNK,
+    FLAG_HEAD,
+    FLAG_INT,
+    WRAP,
+    Head,
+    as_int,
+    decode_int,
+    encode_int,
+    exptime,
+)
+from metricache_memcached.keys import chunk_key, safe_key
+
+__all__ = ["MemcachedOptions", "MemcachedStore"]
+
+Item = tuple[bytes, int]  # item data and flags
+
+_CHUNK_OVERHEAD = 1024  # item header, the longest key and slack, within the item limit
+_KEYS_PER_GET = 5000  # keys in one multi-get command line
+_MIN_ITEM_SIZE = 4096
+_CONNECT_TIMEOUT = Seconds(2.0)
+_TIMEOUT = Seconds(5.0)
+_ITEM_SIZE = Count(1024 * 1024)
+
+
+def _check_url(_instance: object, _attribute: object, value: str) -> None:
+    parse_url(value)
+
+
+def _check_item_size(_instance: object, _attribute: object, value: int) -> None:
+    if value < _MIN_ITEM_SIZE:
+        raise ValueError(f"expected at least {_MIN_ITEM_SIZE} bytes, got {value!r}")
+
+
+@attrs.frozen(kw_only=True)
+class MemcachedOptions:
+    """Options of the memcached store.
+
+    ``url``
+        ``memcached://host[:port]``, or several servers separated by commas
+        (``memcached://10.0.0.1:11211,10.0.0.2:11211``); the port defaults to 11211
+        and an IPv6 address goes in brackets (``memcached://[::1]:11211``). Keys are
+        spread over the servers by rendezvous hashing; every process must list the
+        same servers. Memcached's text protocol has no passwords: a URL with user
+        information is refused.
+    ``connect_timeout``
+        Seconds to wait for a connection (default 2). A server that cannot be
+        reached fails the sync, which keeps its deltas for the next one.
+    ``timeout``
+        Seconds to wait for an answer once a request is sent (default 5). A write
+        whose answer does not come in time has an unknown outcome.
+    ``item_size_limit``
+        The largest item the servers accept, in bytes: memcached's ``-I`` setting
+        (default 1 MiB, at least 4 KiB). Larger values are split into chunks.
+    """
+
+    url: str = attrs.field(default="memcached://127.0.0.1:11211", validator=_check_url)
+    connect_timeout: Seconds = _CONNECT_TIMEOUT
+    timeout: Seconds = _TIMEOUT
+    item_size_limit: Count = attrs.field(default=_ITEM_SIZE, validator=_check_item_size)
+
+
+class MemcachedStore(Store):
+    """A store on one or more memcached servers (1.4.24 or newer: ``touch``, ``cas``)."""
+
+    name = "memcached"
+    capabilities = frozenset({Capability.DISTRIBUTED, Capability.ATOMIC, Capability.CAS})
+    options_class = MemcachedOptions
+
+    def __init__(self, options: MemcachedOptions | None = None) -> None:
+        super().__init__(options)
+        self.options: MemcachedOptions
+        self._addresses = parse_url(self.options.url)
+        self._chunk_size = self.options.item_size_limit - _CHUNK_OVERHEAD
+        self._open()
+
+    def _open(self) -> None:
+        o = self.options
+        self._pid = os.getpid()
+        self._servers = [
+            Connection(a, connect_timeout=o.connect_timeout, timeout=o.timeout)
+            for a in self._addresses
+        ]
+        self._by_name = {s.name: s for s in self._servers}
+        self._hasher: Any = (
+            RendezvousHash(nodes=[s.name for s in self._servers])
+            if len(self._servers) > 1
+            else None
+        )
+
+    # -- life cycle ---------------------------------------------------------------------
+
+    def describe(self) -> str:
+        """Return the servers (memcached URLs hold no secrets)."""
+        return "memcached " + ",".join(server_name(a) for a in self._addresses)
+
+    def ping(self) -> None:
+        """Raise StoreUnavailable unless every server answers ``version``."""
+        for server in self._connections():
+            server.call("version", writes=False)
+
+    def close(self) -> None:
+        """Close every connection."""
+        for server in self._servers:
+            server.close()
+
+    def after_fork(self) -> None:
+        """Open new connections in a forked child; the parent keeps the inherited ones.
+
+        Closing an inherited socket in the child only drops the child's reference:
+        the parent's connection stays open and in sync.
+        """
+        for server in self._servers:
+            client = server.client
+            if client.sock is not None:
+                client.sock.close()
+                client.sock = None
+        self._open()
+
+    def _connections(self) -> list[Connection]:
+        if self._pid != os.getpid():
+            self.after_fork()
+        return self._servers
+
+    def _route(self, mkey: bytes) -> Connection:
+        servers = self._connections()
+        if self._hasher is None:
+            return servers[0]
+        return self._by_name[self._hasher.get_node(mkey.decode("ascii"))]
+
+    def _group(self, mkeys: Iterable[bytes]) -> dict[Connection, list[bytes]]:
+        groups: dict[Connection, list[bytes]] = {}
+        for mkey in mkeys:
+            groups.setdefault(self._route(mkey), []).append(mkey)
+        return groups
+
+    # -- items: fetching, encoding, writing ----------------------------------------------
+
+    def _fetch(self, mkeys: Iterable[bytes]) -> dict[bytes, Item]:
+        """Return the items present among ``mkeys``: one multi-get per server."""
+        found: dict[bytes, Item] = {}
+        for server, group in self._group(dict.fromkeys(mkeys)).items():
+            for start in range(0, len(group), _KEYS_PER_GET):
+                part = group[start : start + _KEYS_PER_GET]
+                got: dict[bytes, Item] = server.call("get_many", part, writes=False)
+                found.update(got)
+        return found
+
+    def _values(self, items: Mapping[bytes, tuple[bytes, Item]]) -> dict[bytes, bytes]:
+        """Return the values of ``items`` (key -> (memcached key, item)), chunks joined.
+
+        A value whose chunks are gone (evicted) is absent; a corrupt one is reported
+        through ``on_corrupt`` and left out.
+        """
+        values: dict[bytes, bytes] = {}
+        heads: dict[bytes, Head] = {}
+        for key, (_mkey, (data, flags)) in items.items():
+            try:
+                if flags == FLAG_INT:
+                    values[key] = str(decode_int(key, data)).encode("ascii")
+                elif flags == FLAG_HEAD:
+                    heads[key] = Head.decode(key, data)
+                elif flags == FLAG_CHUNK:
+                    raise CorruptValue(f"{key!r} holds a chunk of another value")
+                else:
+                    values[key] = data
+            except CorruptValue as exc:
+                self.on_corrupt(exc)
+        if heads:
+            wanted = [chunk_key(h.generation, i) for h in heads.values() for i in range(h.count)]
+            chunks = self._fetch(wanted)
+            for key, head in heads.items():
+                parts = [chunks.get(chunk_key(head.generation, i)) for i in range(head.count)]
+                try:
+                    joined = head.join(key, [p[0] if p is not None else None for p in parts])
+                except CorruptValue as exc:
+                    self.on_corrupt(exc)
+                    continue
+                if joined is not None:
+                    values[key] = joined
+        return values
+
+    def _encode(self, value: bytes) -> tuple[Item, dict[bytes, Item]]:
+        """Return the item to store under the key, and the chunks to store first."""
+        number = as_int(value)
+        if number is not None:
+            return (encode_int(number), FLAG_INT), {}
+        size = self._chunk_size
+        if len(value) <= size:
+            return (value, 0), {}
+        generation = secrets.token_hex(12).encode("ascii")
+        chunks = {
+            chunk_key(generation, i): (value[start : start + size], FLAG_CHUNK)
+            for i, start in enumerate(range(0, len(value), size))
+        }
+        head = Head(generation, len(chunks), len(value), Head.digest_of(value))
+        return (head.encode(), FLAG_HEAD), chunks
+
+    def _store(self, items: Mapping[bytes, Item], expire: int) -> None:
+        """``set`` every item: one pipelined ``set_many`` per server."""
+        for server, group in self._group(items).items():
+            batch = {k: items[k] for k in group}
+            failed: list[bytes] = server.call("set_many", batch, expire, noreply=False, writes=True)
+            if failed:
+                raise StoreError(f"memcached {server.name} did not store {len(failed)} items")
+
+    def _drop_chunks(self, head_item: Item | None) -> None:
+        """Delete the chunks of a replaced large value (best effort: they expire anyway)."""
+        if head_item is None or head_item[1] != FLAG_HEAD:
+            return
+        try:
+            head = Head.decode(b"", head_item[0])
+            for i in range(head.count):
+                ckey = chunk_key(head.generation, i)
+                self._route(ckey).call("delete", ckey, noreply=True, writes=True)
+        except (CorruptValue, StoreError):
+            pass
+
+    def _touch_chunks(self, item: Item, expire: int) -> None:
+        if item[1] != FLAG_HEAD:
+            return
+        try:
+            head = Head.decode(b"", item[0])
+        except CorruptValue:
+            return
+        for i in range(head.count):
+            ckey = chunk_key(head.generation, i)
+            self._route(ckey).call("touch", ckey, expire, noreply=True, writes=True)
+
+    # -- basics -------------------------------------------------------------------------
+
+    def get(self, key: bytes) -> bytes | None:
+        """Return the value under ``key`` (one round trip; two for a large value)."""
+        return self.get_many([key]).get(key)
+
+    def get_many(self, keys: Iterable[bytes]) -> dict[bytes, bytes]:
+        """Return the present keys: one multi-get per server, one more for chunks."""
+        mkeys = {key: safe_key(key) for key in keys}
+        items = self._fetch(mkeys.values())
+        return self._values(
+            {key: (mkey, items[mkey]) for key, mkey in mkeys.items() if mkey in items}
+        )
+
+    def set(self, key: bytes, value: bytes, ttl: float) -> None:
+        """``set`` the value (its chunks first when it is larger than an item)."""
+        self.set_many({key: value}, ttl)
+
+    def set_many(self, items: Mapping[bytes, bytes], ttl: float) -> None:
+        """``set`` every item: chunks first, then the items naming them, pipelined."""
+        expire = exptime(ttl)
+        heads: dict[bytes, Item] = {}
+        chunks: dict[bytes, Item] = {}
+        for key, value in items.items():
+            head, parts = self._encode(bytes(value))
+            heads[safe_key(key)] = head
+            chunks.update(parts)
+        if chunks:
+            self._store(chunks, expire)
+        self._store(heads, expire)
+
+    def delete(self, key: bytes) -> bool:
+        """``delete`` the key (chunks of a large value are left to expire)."""
+        mkey = safe_key(key)
+        return bool(self._route(mkey).call("delete", mkey, noreply=False, writes=True))
+
+    def touch(self, key: bytes, ttl: float) -> bool:
+        """Reset the TTL of the key, and of its chunks when it has some."""
+        return key in self.touch_many([key], ttl)
+
+    def touch_many(self, keys: Iterable[bytes], ttl: float) -> builtins.set[bytes]:
+        """Reset the TTL of every present key: a multi-get to find them, then ``touch``."""
+        expire = exptime(ttl)
+        mkeys = {key: safe_key(key) for key in keys}
+        items = self._fetch(mkeys.values())
+        touched: builtins.set[bytes] = builtins.set()
+        for key, mkey in mkeys.items():
+            item = items.get(mkey)
+            if item is None:
+                continue
+            self._touch_chunks(item, expire)
+            ok = self._route(mkey).call("touch", mkey, expire, noreply=False, writes=True)
+            if ok:
+                touched.add(key)
+        return touched
+
+    # -- atomic -------------------------------------------------------------------------
+
+    def incr(self, key: bytes, amount: int, ttl: float) -> int:
+        """Add a signed 64-bit ``amount`` with ``incr`` (``add`` when absent), then ``touch``.
+
+        Usually one round trip (the ``touch`` is sent without waiting for its
+        answer). An amount that would take the value out of the signed 64-bit range
+        is undone and reported through ``on_corrupt``, and the value stays as it
+        was; a key holding something that is not an integer is replaced by
+        ``amount`` and reported. Either way the sync goes on.
+        """
+        if not -INT64_MAX - 1 <= amount <= INT64_MAX:
+            raise ValueError(f"the amount must be a signed 64-bit integer, got {amount}")
+        mkey = safe_key(key)
+        expire = exptime(ttl)
+        delta = amount % WRAP  # a negative amount is added modulo 2**64
+        fresh = (encode_int(amount), FLAG_INT)
+
+        def run(c: Any) -> tuple[int, str | None]:
+            for _ in range(16):
+                try:
+                    raw = c.incr(mkey, delta, noreply=False)
+                except MemcacheClientError:
+                    c.set(mkey, fresh, expire, noreply=False)
+                    return amount, "did not hold an integer and was replaced"
+                if raw is None:
+                    if c.add(mkey, fresh, expire, noreply=False):
+                        return amount, None
+                    continue  # another client created it first: add to theirs
+                biased = int(raw)
+                wrapped = biased < delta if amount > 0 else amount < 0 and biased >= delta
+                if wrapped:
+                    restored = int(c.incr(mkey, (WRAP - delta) % WRAP, noreply=False) or 0)
+                    c.touch(mkey, expire, noreply=True)
+                    return restored - BIAS, f"would overflow by adding {amount}; not added"
+                c.touch(mkey, expire, noreply=True)
+                return biased - BIAS, None
+            raise StoreError(f"incr {key!r}: the key kept disappearing")
+
+        value, problem = self._route(mkey).run(run, writes=True)
+        if problem is not None:
+            self.on_corrupt(CorruptValue(f"{key!r} {problem}"))
+        return value
+
+    def read_counters(self, keys: Iterable[bytes]) -> dict[bytes, int]:
+        """Return the integers under ``keys`` (biased items decoded without parsing twice)."""
+        mkeys = {key: safe_key(key) for key in keys}
+        items = self._fetch(mkeys.values())
+        found: dict[bytes, int] = {}
+        others: dict[bytes, tuple[bytes, Item]] = {}
+        for key, mkey in mkeys.items():
+            item = items.get(mkey)
+            if item is None:
+                continue
+            if item[1] != FLAG_INT:
+                others[key] = (mkey, item)
+                continue
+            try:
+                found[key] = decode_int(key, item[0])
+            except CorruptValue as exc:
+                self.on_corrupt(exc)
+        for key, raw in self._values(others).items():
+            try:
+                found[key] = parse_int(key, raw)
+            except CorruptValue as exc:
+                self.on_corrupt(exc)
+        return found
+
+    # -- cas --------------------------------------------------------------------------
+
+    def add(self, key: bytes, value: bytes, ttl: float) -> bool:
+        """``add`` the value (its chunks first when large); False if the key exists."""
+        mkey = safe_key(key)
+        expire = exptime(ttl)
+        head, chunks = self._encode(bytes(value))
+        if chunks:
+            self._store(chunks, expire)
+        added = bool(self._route(mkey).call("add", mkey, head, expire, noreply=False, writes=True))
+        if not added:
+            self._drop_chunks(head)
+        return added
+
+    def _read_for_swap(self, key: bytes, mkey: bytes) -> tuple[Item | None, Any, bytes | None]:
+        """Return ``(item, cas token, value)``; a value whose chunks are gone is None."""
+        item, token = self._route(mkey).call("gets", mkey, writes=False)
+        if item is None:
+            return None, None, None
+        value = self._values({key: (mkey, item)}).get(key)
+        return item, token, value
+
+    def _swap(self, mkey: bytes, old: Item | None, token: Any, value: bytes, ttl: float) -> bool:
+        """Write ``value`` if the item is still the one read with ``token`` (None: absent)."""
+        expire = exptime(ttl)
+        head, chunks = self._encode(value)
+        if chunks:
+            self._store(chunks, expire)
+        server = self._route(mkey)
+        if old is None:
+            done = server.call("add", mkey, head, expire, noreply=False, writes=True)
+        else:
+            done = server.call("cas", mkey, head, token, expire, noreply=False, writes=True)
+        if not done:
+            self._drop_chunks(head)
+            return False
+        self._drop_chunks(old)
+        return True
+
+    def compare_and_swap(
+        self, key: bytes, expected: bytes | None, value: bytes, ttl: float
+    ) -> bool:
+        """Replace the value if it equals ``expected`` (None: absent): ``gets``, then ``cas``.
+
+        A large value whose chunks were evicted counts as absent.
+        """
+        mkey = safe_key(key)
+        item, token, current = self._read_for_swap(key, mkey)
+        if current != expected:
+            return False
+        return self._swap(mkey, item, token, bytes(value), ttl)
+
+    # -- maps ---------------------------------------------------------------------------
+
+    def merge_map(
+        self, key: bytes, entries: Mapping[str, str], ttl: float, *, only_new: bool = False
+    ) -> None:
+        """Add entries to the JSON map under ``key``: ``gets`` then ``cas``, retried.
+
+        Two round trips when nothing else writes the map at the same time.
+        """
+        mkey = safe_key(key)
+        for _ in range(64):
+            item, token, raw = self._read_for_swap(key, mkey)
+            try:
+                current = decode_map(key, raw)
+            except CorruptValue as exc:
+                self.on_corrupt(exc)
+                current = {}
+            merged = dict(current)
+            for field, value in entries.items():
+                if not (only_new and field in merged):
+                    merged[field] = value
+            if merged == current and item is not None and raw is not None:
+                expire = exptime(ttl)
+                self._touch_chunks(item, expire)
+                if self._route(mkey).call("touch", mkey, expire, noreply=False, writes=True):
+                    return
+                continue  # expired between the read and the touch: write it again
+            if self._swap(mkey, item, token, encode_map(merged), ttl):
+                return
+        raise StoreError(f"merge_map({key!r}): too much contention, gave up after 64 tries")
