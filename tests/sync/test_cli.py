@@ -18,6 +18,7 @@ def cli(
 ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "metricache.cli.main", *args],
+        check=False,
         capture_output=True,
         text=True,
         timeout=60,
