@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -15,28 +14,10 @@ import pytest
 from metricache.cli.main import main
 from metricache.snapshot import HistogramSample, Sample, ViewKind
 
+from tests.export.cli import ROOT, clean_env, metricache_cli
 from tests.export.receiver import Receiver
 from tests.export.recorder import recording
 from tests.support.servers import RedisServer, free_port
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def clean_env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("METRICACHE_")}
-    env["PYTHONPATH"] = str(ROOT)
-    return env
-
-
-def metricache_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[bytes]:
-    return subprocess.run(
-        [sys.executable, "-m", "metricache.cli.main", *args],
-        cwd=cwd,
-        env=clean_env(),
-        capture_output=True,
-        timeout=120,
-        check=False,
-    )
 
 
 def write_config(directory: Path, namespace: str) -> Path:

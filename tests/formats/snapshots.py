@@ -150,7 +150,7 @@ def exact(snapshot: Snapshot) -> tuple[Any, ...]:
 
 # Python 3.10's csv reader rejects NUL characters (3.11 reads them).
 _BANNED = "\x00" if sys.version_info < (3, 11) else ""
-_text = st.text(alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters=_BANNED))
+_text = st.text(alphabet=st.characters(exclude_categories=["Cs"], exclude_characters=_BANNED))
 label_values = st.one_of(st.sampled_from(HOSTILE_VALUES), _text)
 label_names = st.from_regex(r"[a-zA-Z_][a-zA-Z0-9_]{0,6}", fullmatch=True)
 family_names = st.from_regex(r"[a-zA-Z_:][a-zA-Z0-9_:]{0,10}", fullmatch=True)

@@ -7,7 +7,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-import jsonschema
+import jsonschema  # type: ignore[import-untyped]
 import metricache
 import metricache_json
 import pytest
