@@ -229,9 +229,8 @@ def register_structure_hook(typ: Any, hook: Callable[[Any, Any], Any]) -> None:
 
 def _format_exception(exc: BaseException, typ: object) -> str:
     if isinstance(exc, ForbiddenExtraKeysError):
-        keys = ", ".join(repr(k) for k in sorted(exc.extra_fields))
-        word = "key" if len(exc.extra_fields) == 1 else "keys"
-        return f"unknown {word} {keys}"
+        # structure() splits this into one problem per key, each at its own path.
+        return _UNKNOWN_KEYS + "\x00".join(sorted(exc.extra_fields))
     if isinstance(exc, ValueError) and exc.args:
         return str(exc.args[0])
     if isinstance(exc, (TypeError, AttributeError)):
@@ -240,6 +239,9 @@ def _format_exception(exc: BaseException, typ: object) -> str:
     if isinstance(exc, KeyError):
         return f"missing required key {exc.args[0]!r}"
     return f"{type(exc).__name__}: {exc}"
+
+
+_UNKNOWN_KEYS = "\x00unknown keys\x00"
 
 
 def _origin_is_list(typ: object) -> bool:
@@ -268,6 +270,10 @@ def structure(data: Mapping[str, Any], cls: type[T], *, root: str = "") -> T:
         for message in cattrs.transform_error(exc, path="$", format_exception=_format_exception):
             text, _, path = message.rpartition(" @ ")
             where = _render_path(path)
+            if text.startswith(_UNKNOWN_KEYS):
+                for key in text[len(_UNKNOWN_KEYS) :].split("\x00"):
+                    problems.append(f"{'.'.join(p for p in (root, where, key) if p)}: unknown key")
+                continue
             full = ".".join(p for p in (root, where) if p)
             problems.append(f"{full}: {text}" if full else text)
         raise ConfigError(problems) from None
@@ -473,7 +479,7 @@ def load_config(
         source = str(file_path)
     if "source" in data:
         # ``source`` records where the configuration came from; it is not a key.
-        raise ConfigError(["source: unknown key 'source'"], source)
+        raise ConfigError(["source: unknown key"], source)
     env_data, problems = _env_overrides(env)
     data = _merge(data, env_data)
     if overrides:

@@ -109,16 +109,25 @@ def _allow_list() -> set[str] | None:
 def _entry_points() -> list[metadata.EntryPoint]:
     found = metadata.entry_points(group=ENTRY_POINT_GROUP)
     # The same distribution can be seen twice (e.g. an editable install shadowing
-    # another); keep the first of each name, as importlib does for imports.
-    unique: dict[str, metadata.EntryPoint] = {}
+    # another); keep the first, as importlib does for imports. Two *different*
+    # distributions using one entry-point name both stay, so registering the second
+    # fails naming it instead of one of them silently vanishing.
+    unique: dict[tuple[str, str], metadata.EntryPoint] = {}
     for ep in found:
-        unique.setdefault(ep.name, ep)
+        dist = getattr(ep, "dist", None)
+        dist_name = dist.metadata["Name"] if dist is not None else ""
+        unique.setdefault((ep.name, _normalise(dist_name)), ep)
     return sorted(unique.values(), key=lambda ep: ep.name)
+
+
+def _normalise(dist_name: str) -> str:
+    return dist_name.lower().replace("_", "-").replace(".", "-")
 
 
 def _build() -> pluggy.PluginManager:
     pm = _Manager(hookspecs.PROJECT)
     pm.add_hookspecs(hookspecs)
+    _dists.clear()  # a failed earlier build may have left some behind
     allowed = _allow_list()
     for ep in _entry_points():
         dist = getattr(ep, "dist", None)
@@ -140,6 +149,11 @@ def _build() -> pluggy.PluginManager:
                 f"plugin {ep.name!r} (distribution {dist_name}) is invalid: {exc}"
             ) from exc
         except ValueError as exc:
+            if ep.name in _dists:
+                raise PluginError(
+                    f"two distributions register a plugin named {ep.name!r}: "
+                    f"{_dists[ep.name][0]} and {dist_name}"
+                ) from exc
             raise PluginError(f"plugin {ep.name!r} (distribution {dist_name}): {exc}") from exc
         _dists[ep.name] = (dist_name, version)
     _check_pending(pm)

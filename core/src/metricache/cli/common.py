@@ -33,6 +33,8 @@ def config_parent() -> argparse.ArgumentParser:
     parent.add_argument(
         "--config",
         metavar="PATH",
+        # SUPPRESS: an absent --config after the command keeps the one given before it.
+        default=argparse.SUPPRESS,
         help="configuration file (default: ./metricache.toml, else [tool.metricache] "
         "in ./pyproject.toml)",
     )

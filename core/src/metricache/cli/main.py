@@ -47,6 +47,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "-v", "--verbose", action="count", default=0, help="log more (repeat for debug)"
     )
+    parser.add_argument(
+        "--config",
+        metavar="PATH",
+        help="configuration file for every command (also accepted after the command)",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     parents = [config_parent()]

@@ -7,6 +7,7 @@ import json
 
 import attrs
 
+from metricache.cli.common import load
 from metricache.plugins import plugin_infos
 
 __all__ = ["register"]
@@ -30,6 +31,7 @@ def register(
 
 def run(args: argparse.Namespace) -> int:
     """Print the plugin table (or JSON)."""
+    load(args)  # an invalid configuration fails here as in every other command
     infos = plugin_infos()
     if args.json:
         print(json.dumps([attrs.asdict(i) for i in infos], indent=2))
