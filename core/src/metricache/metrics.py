@@ -17,8 +17,10 @@ import functools
 import itertools
 import logging
 import math
+import operator
 import threading
 import time
+import weakref
 from bisect import bisect_left
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
@@ -32,7 +34,7 @@ from metricache.snapshot import (
     GaugeMerge,
     HistogramSample,
     MetricType,
-    Sample,
+    SampleColumns,
 )
 
 __all__ = [
@@ -74,6 +76,9 @@ OVERFLOW_LABEL_VALUE = "__overflow__"
 
 F = TypeVar("F", bound=Callable[..., Any])
 ChildT = TypeVar("ChildT", bound="_Child")
+
+_LABELS = operator.attrgetter("_labels")
+_VALUE = operator.attrgetter("_value")
 
 # A tracker that keeps nothing, for metrics that belong to no registry.
 _NO_TRACKER: deque[Any] = deque(maxlen=0)
@@ -373,7 +378,9 @@ class MetricBase(Generic[ChildT]):
     ) -> None:
         if not isinstance(documentation, str):
             raise TypeError("documentation must be a str")
-        self.name = self._base_name(full_metric_name(name, namespace, subsystem, unit))
+        # A counter's ``_total`` goes before the unit is appended, as in prometheus_client:
+        # Counter("sent_total", unit="bytes") is the family ``sent_bytes``.
+        self.name = full_metric_name(self._base_name(name), namespace, subsystem, unit)
         self.documentation = documentation
         self.unit = unit
         self.labelnames = validate_label_names(
@@ -390,6 +397,7 @@ class MetricBase(Generic[ChildT]):
         self._children: dict[tuple[str, ...], ChildT] = {}
         self._folded = [0]  # label lookups folded into the overflow series
         self._default: ChildT | None = None
+        self._adopters: list[weakref.ReferenceType[MetricBase[ChildT]]] = []
         owner = registry.register(self) if registry is not None else self
         if owner is not self:
             self._adopt(cast("MetricBase[ChildT]", owner))
@@ -410,6 +418,10 @@ class MetricBase(Generic[ChildT]):
 
     def _describe(self) -> str:
         return f"a {self._type.value} with labels {list(self.labelnames)}"
+
+    def _exposed_names(self) -> tuple[str, ...]:
+        """Every name this metric's family and samples use in an exposition."""
+        return (self.name,)
 
     def _conflict_with(self, other: MetricBase[Any]) -> str:
         if other._type is not self._type:
@@ -432,9 +444,16 @@ class MetricBase(Generic[ChildT]):
         self._default = owner._default
         self._folded = owner._folded
         self.documentation = owner.documentation
+        # The registry knows only the owner; it hands a new lock to its adopters after
+        # a fork, or the two objects would guard the same children with different locks.
+        owner._adopters.append(weakref.ref(self))
 
     def _reset_locks(self) -> None:
         self._lock = threading.Lock()
+        for ref in self._adopters:
+            adopter = ref()
+            if adopter is not None:
+                adopter._lock = self._lock
         for child in list(self._children.values()):
             child._lock = threading.Lock()
 
@@ -583,7 +602,12 @@ class Counter(MetricBase[CounterChild]):
     _child_class = CounterChild
 
     def _base_name(self, full: str) -> str:
-        return full[: -len("_total")] if full.endswith("_total") else full
+        return full[: -len("_total")] if isinstance(full, str) and full.endswith("_total") else full
+
+    def _exposed_names(self) -> tuple[str, ...]:
+        # ``_created`` is never written, but OpenMetrics reserves it for counters.
+        name = self.name
+        return (name, f"{name}_total", f"{name}_created")
 
     def inc(self, amount: float = 1.0) -> None:
         """Add ``amount`` to an unlabelled counter."""
@@ -596,7 +620,8 @@ class Counter(MetricBase[CounterChild]):
         return self._only_child().count_exceptions(exception)
 
     def _collect(self) -> Family:
-        samples = [Sample(c._labels, c._value) for c in self.children()]
+        children = self.children()
+        samples = SampleColumns(map(_LABELS, children), map(_VALUE, children))
         return Family(
             name=self.name,
             type=MetricType.COUNTER,
@@ -683,7 +708,8 @@ class Gauge(MetricBase[GaugeChild]):
         return self._only_child().time()
 
     def _collect(self) -> Family:
-        samples = [Sample(c._labels, c._value) for c in self.children()]
+        children = self.children()
+        samples = SampleColumns(map(_LABELS, children), map(_VALUE, children))
         return Family(
             name=self.name,
             type=MetricType.GAUGE,
@@ -738,6 +764,10 @@ class Histogram(MetricBase[HistogramChild]):
     def _describe(self) -> str:
         return f"{super()._describe()} and buckets {list(self._upper_bounds)}"
 
+    def _exposed_names(self) -> tuple[str, ...]:
+        name = self.name
+        return (name, f"{name}_bucket", f"{name}_sum", f"{name}_count", f"{name}_created")
+
     def _conflict_with(self, other: MetricBase[Any]) -> str:
         problem = super()._conflict_with(other)
         if not problem and cast(Histogram, other)._upper_bounds != self._upper_bounds:
@@ -756,12 +786,8 @@ class Histogram(MetricBase[HistogramChild]):
         samples = []
         for c in self.children():
             counts, total = c.read()
-            cumulative = []
-            running = 0
-            for n in counts:
-                running += n
-                cumulative.append(running)
-            samples.append(HistogramSample(c._labels, tuple(cumulative), total, running))
+            cumulative = tuple(itertools.accumulate(counts))
+            samples.append(HistogramSample(c._labels, cumulative, total, cumulative[-1]))
         return Family(
             name=self.name,
             type=MetricType.HISTOGRAM,

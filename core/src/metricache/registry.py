@@ -7,8 +7,10 @@ follows how many series changed, not how many exist.
 
 from __future__ import annotations
 
+import os
 import threading
 import time
+import weakref
 from collections import deque
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, Protocol
@@ -43,10 +45,14 @@ class Registry:
         self.cardinality_limit = cardinality_limit
         self._lock = threading.RLock()
         self._metrics: dict[str, MetricBase[Any]] = {}
+        # Every name an exposition of a metric uses (``x``, ``x_total``, ``x_bucket``
+        # ...) -> the metric, so two metrics can never write the same sample name.
+        self._exposed: dict[str, MetricBase[Any]] = {}
         self._collectors: list[Collector] = []
         # Series append themselves here when they first change after a drain.
         self.tracker: deque[Any] = deque()
         self._self_metrics: dict[str, Any] = {}
+        _registries.add(self)
 
     def register(self, metric: MetricBase[Any]) -> MetricBase[Any]:
         """Add ``metric``; return the metric that now owns the name.
@@ -57,7 +63,18 @@ class Registry:
         with self._lock:
             existing = self._metrics.get(metric.name)
             if existing is None:
+                names = metric._exposed_names()
+                for name in names:
+                    holder = self._exposed.get(name)
+                    if holder is not None:
+                        raise ValueError(
+                            f"metric {metric.name!r} would expose the sample name {name!r}, "
+                            f"which metric {holder.name!r} ({holder._describe()}) already "
+                            "exposes in this registry"
+                        )
                 self._metrics[metric.name] = metric
+                for name in names:
+                    self._exposed[name] = metric
                 return metric
             problem = existing._conflict_with(metric)
             if problem:
@@ -71,7 +88,10 @@ class Registry:
         """Remove a metric (or the metric of that name) from the registry."""
         name = metric if isinstance(metric, str) else metric.name
         with self._lock:
-            self._metrics.pop(name, None)
+            removed = self._metrics.pop(name, None)
+            if removed is not None:
+                for exposed in removed._exposed_names():
+                    self._exposed.pop(exposed, None)
 
     def get(self, name: str) -> MetricBase[Any] | None:
         """Return the metric registered under ``name`` (base name), or None."""
@@ -120,7 +140,7 @@ class Registry:
     def _reset_after_fork(self) -> None:
         """Give every lock a fresh state in a forked child (called at fork)."""
         self._lock = threading.RLock()
-        for metric in self._metrics.values():
+        for metric in list(self._metrics.values()):
             metric._reset_locks()
 
     def self_metric(self, key: str, factory: Callable[[Registry], Any]) -> Any:
@@ -135,6 +155,21 @@ class Registry:
 
 def _family_name(family: Family) -> str:
     return family.name
+
+
+# A lock held by another thread at fork time stays held forever in the child, whose
+# first update of that series would hang. Reset every registry's locks in the child,
+# before anything else (the syncer's own fork handler, registered later, reads metrics).
+_registries: weakref.WeakSet[Registry] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for registry in list(_registries):
+        registry._reset_after_fork()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 REGISTRY = Registry()
