@@ -6,18 +6,25 @@ Every item carries one of these flags:
 flag       the item's data
 =========  ==================================================================
 0          the value, as given
-1          a signed 64-bit integer as the decimal text of ``value + 2**63``
+1          a signed 64-bit integer ``n`` as the decimal text of
+           ``(n + 2**62) mod 2**64``
 2          the head of a large value: where its chunks are (see :class:`Head`)
 3          one chunk of a large value
 =========  ==================================================================
 
-Memcached's ``incr`` works on unsigned 64-bit integers modulo ``2**64`` and ``decr``
-stops at zero, so a signed integer is kept with a bias of ``2**63``: the signed
-range maps onto the unsigned one, a negative amount ``a`` is added as ``2**64 + a``
-(wrapping around is the subtraction), and leaving the signed range shows up as a
-wrap in the wrong direction, which can be undone exactly. A value written with
-``set`` that is the canonical decimal text of a signed 64-bit integer is stored the
-same way, so ``get`` and ``incr`` agree on it as they do on Redis.
+Memcached's ``incr`` adds to an unsigned 64-bit integer modulo ``2**64`` and its
+``decr`` stops at zero, so metricache only ever uses ``incr``: a negative amount
+``a`` is added as ``2**64 + a``, and wrapping around is the subtraction. The signed
+integer is kept with a bias of ``2**62`` because memcached (up to at least 1.6) can
+refuse to ``incr`` a stored number of ``2**63`` or more: it then searches the item's
+memory for a minus sign past the end of the digits, and finds one in whatever lies
+there. With the bias every integer of magnitude below ``2**62`` (4.6e18) stays
+clear of that; the store adds to the rare larger ones with ``gets``/``cas`` instead.
+Leaving the signed range is seen by comparing the numbers before and after, and
+undone exactly.
+
+A value written with ``set`` that is the canonical decimal text of a signed 64-bit
+integer is stored the same way, so ``get`` and ``incr`` agree on it as on Redis.
 """
 
 from __future__ import annotations
@@ -44,6 +51,8 @@ __all__ = [
     "decode_int",
     "encode_int",
     "exptime",
+    "signed",
+    "unsigned",
 ]
 
 FLAG_PLAIN = 0
@@ -53,8 +62,8 @@ FLAG_CHUNK = 3
 
 WRAP = 2**64
 """Memcached's integers are unsigned 64-bit: ``incr`` wraps around at this value."""
-BIAS = 2**63
-"""Added to a signed integer to store it as an unsigned one."""
+BIAS = 2**62
+"""Added to a signed integer (modulo ``2**64``) to store it as an unsigned one."""
 _HEAD_MAGIC = b"MCCHUNKS1"
 _INT64_MIN = -(2**63)
 _INT64_MAX = 2**63 - 1
@@ -95,17 +104,32 @@ def as_int(value: bytes) -> int | None:
 
 def encode_int(number: int) -> bytes:
     """Return the item data of a signed 64-bit integer (flag 1)."""
-    return str(number + BIAS).encode("ascii")
+    return str((number + BIAS) % WRAP).encode("ascii")
+
+
+def unsigned(data: bytes) -> int | None:
+    """Return the unsigned number memcached reads in item data, or None.
+
+    Memcached pads a number that ``incr`` made shorter with spaces.
+    """
+    digits = data.rstrip(b" ")
+    if not 0 < len(digits) <= 20 or not digits.isdigit():
+        return None
+    number = int(digits)
+    return number if number < WRAP else None
+
+
+def signed(number: int) -> int:
+    """Return the signed integer that the unsigned ``number`` (flag-1 data) stands for."""
+    return (number - BIAS + 2**63) % WRAP - 2**63
 
 
 def decode_int(key: bytes, data: bytes) -> int:
     """Return the signed integer of flag-1 item data; raise CorruptValue otherwise."""
-    if not 0 < len(data) <= 20 or not data.isdigit():
-        raise CorruptValue(f"{key!r} does not hold a biased integer ({data[:30]!r})")
-    number = int(data)
-    if number >= WRAP:
-        raise CorruptValue(f"{key!r} holds an integer beyond 64 bits")
-    return number - BIAS
+    number = unsigned(data)
+    if number is None:
+        raise CorruptValue(f"{key!r} does not hold a 64-bit integer ({data[:30]!r})")
+    return signed(number)
 
 
 @attrs.frozen

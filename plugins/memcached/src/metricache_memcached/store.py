@@ -25,7 +25,6 @@ from pymemcache.exceptions import MemcacheClientError  # type: ignore[import-unt
 
 from metricache_memcached.connection import Connection, parse_url, server_name
 from metricache_memcached.items import (
-    BIAS,
     FLAG_CHUNK,
     FLAG_HEAD,
     FLAG_INT,
@@ -35,10 +34,21 @@ from metricache_memcached.items import (
     decode_int,
     encode_int,
     exptime,
+    signed,
+    unsigned,
 )
 from metricache_memcached.keys import chunk_key, safe_key
 
 __all__ = ["MemcachedOptions", "MemcachedStore"]
+
+
+class _NotANumber(Exception):
+    """The item under a counter's key holds something memcached cannot add to."""
+
+    def __init__(self, data: bytes) -> None:
+        super().__init__(data[:30])
+        self.data = data
+
 
 Item = tuple[bytes, int]  # item data and flags
 
@@ -331,28 +341,56 @@ class MemcachedStore(Store):
         def run(c: Any) -> tuple[int, str | None]:
             for _ in range(16):
                 try:
-                    raw = c.incr(mkey, delta, noreply=False)
-                except MemcacheClientError:
+                    new = self._add_modulo(c, mkey, delta, expire)
+                except _NotANumber as exc:
                     c.set(mkey, fresh, expire, noreply=False)
-                    return amount, "did not hold an integer and was replaced"
-                if raw is None:
+                    return amount, f"held {exc.data[:30]!r}, not an integer; replaced"
+                if new is None:
                     if c.add(mkey, fresh, expire, noreply=False):
                         return amount, None
                     continue  # another client created it first: add to theirs
-                biased = int(raw)
-                wrapped = biased < delta if amount > 0 else amount < 0 and biased >= delta
-                if wrapped:
-                    restored = int(c.incr(mkey, (WRAP - delta) % WRAP, noreply=False) or 0)
+                old = (new - delta) % WRAP
+                if signed(new) - signed(old) != amount:
+                    restored = self._add_modulo(c, mkey, WRAP - delta, expire)
                     c.touch(mkey, expire, noreply=True)
-                    return restored - BIAS, f"would overflow by adding {amount}; not added"
+                    value = signed(old if restored is None else restored)
+                    return value, f"would overflow by adding {amount}; not added"
                 c.touch(mkey, expire, noreply=True)
-                return biased - BIAS, None
+                return signed(new), None
             raise StoreError(f"incr {key!r}: the key kept disappearing")
 
         value, problem = self._route(mkey).run(run, writes=True)
         if problem is not None:
             self.on_corrupt(CorruptValue(f"{key!r} {problem}"))
         return value
+
+    @staticmethod
+    def _add_modulo(c: Any, mkey: bytes, delta: int, expire: int) -> int | None:
+        """Add ``delta`` modulo 2**64 to the number under ``mkey``; None if absent.
+
+        ``incr`` first. Memcached refuses to ``incr`` what it cannot read as a
+        number, and sometimes a number of 2**63 or more (see
+        :mod:`metricache_memcached.items`): then ``gets`` and ``cas``, which are
+        atomic too. Raises _NotANumber when the item really holds no number.
+        """
+        try:
+            raw = c.incr(mkey, delta, noreply=False)
+        except MemcacheClientError:
+            pass
+        else:
+            return None if raw is None else int(raw)
+        for _ in range(64):
+            item, token = c.gets(mkey)
+            if item is None:
+                return None
+            data, flags = item
+            number = unsigned(data)
+            if number is None:
+                raise _NotANumber(data)
+            new = (number + delta) % WRAP
+            if c.cas(mkey, (str(new).encode("ascii"), flags), token, expire, noreply=False):
+                return new
+        raise StoreError(f"incr {mkey!r}: too much contention, gave up after 64 tries")
 
     def read_counters(self, keys: Iterable[bytes]) -> dict[bytes, int]:
         """Return the integers under ``keys`` (biased items decoded without parsing twice)."""
