@@ -23,6 +23,7 @@ import sys
 import tempfile
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -292,6 +293,11 @@ def parse_headers(text: str) -> dict[str, str]:
 def _check_url(instance: HttpOptions, attribute: Any, value: str) -> None:
     if not value.startswith(("http://", "https://")):
         raise ValueError(f"url: expected an http:// or https:// URL, got {mask_url(value)!r}")
+    if "@" in urllib.parse.urlsplit(value).netloc:
+        raise ValueError(
+            f"url: {mask_url(value)!r} holds credentials; give username with password_env or "
+            "password_file instead"
+        )
 
 
 def _check_headers(instance: HttpOptions, attribute: Any, value: str) -> None:
