@@ -12,7 +12,7 @@ from __future__ import annotations
 import csv
 import io
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 
 from metricache.snapshot import (
     AnySample,
@@ -21,6 +21,7 @@ from metricache.snapshot import (
     HistogramSample,
     MetricType,
     Sample,
+    SampleColumns,
     Snapshot,
     ViewKind,
 )
@@ -136,10 +137,16 @@ def render(snapshot: Snapshot) -> bytes:
                 writer.writerow(row(f"{name}_count", "", str(s.count), s.labels))
         else:
             sample_name = _sample_name(family)
+            samples = family.samples
+            if isinstance(samples, SampleColumns):
+                # A registry snapshot's columns: no Sample objects need building.
+                pairs: Iterable[tuple[tuple[str, ...], float]] = zip(
+                    samples.labelsets, samples.values
+                )
+            else:
+                pairs = ((s.labels, s.value) for s in samples if isinstance(s, Sample))
             writer.writerows(
-                row(sample_name, "", format_number(s.value), s.labels)
-                for s in family.samples
-                if isinstance(s, Sample)
+                row(sample_name, "", format_number(value), labels) for labels, value in pairs
             )
     return out.getvalue().encode("utf-8")
 

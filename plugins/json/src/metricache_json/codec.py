@@ -21,6 +21,7 @@ from metricache.snapshot import (
     HistogramSample,
     MetricType,
     Sample,
+    SampleColumns,
     Snapshot,
     ViewKind,
 )
@@ -77,10 +78,15 @@ def _family(family: Family) -> dict[str, Any]:
             if isinstance(s, HistogramSample)
         ]
     else:
+        samples = family.samples
+        if isinstance(samples, SampleColumns):
+            # A registry snapshot's columns: no Sample objects need building.
+            pairs = zip(samples.labelsets, samples.values)
+        else:
+            pairs = ((s.labels, s.value) for s in samples if isinstance(s, Sample))
         out["samples"] = [
-            {"labels": dict(zip(names, s.labels)), "value": encode_number(s.value)}
-            for s in family.samples
-            if isinstance(s, Sample)
+            {"labels": dict(zip(names, labels)), "value": encode_number(value)}
+            for labels, value in pairs
         ]
     return out
 
