@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from metricache.snapshot import (
@@ -81,7 +81,7 @@ def _family(family: Family) -> dict[str, Any]:
         samples = family.samples
         if isinstance(samples, SampleColumns):
             # A registry snapshot's columns: no Sample objects need building.
-            pairs = zip(samples.labelsets, samples.values)
+            pairs: Iterable[tuple[tuple[str, ...], float]] = zip(samples.labelsets, samples.values)
         else:
             pairs = ((s.labels, s.value) for s in samples if isinstance(s, Sample))
         out["samples"] = [
