@@ -14,6 +14,7 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 
@@ -51,6 +52,9 @@ def wait_for_port(port: int, timeout: float = 10.0) -> None:
     raise RuntimeError(f"nothing listens on port {port} after {timeout} s")
 
 
+S = TypeVar("S", bound="_Server")
+
+
 class _Server:
     binary = ""
 
@@ -63,7 +67,7 @@ class _Server:
     def command(self) -> list[str]:
         raise NotImplementedError
 
-    def start(self) -> _Server:
+    def start(self: S) -> S:
         """Start the server and wait until it accepts connections."""
         self.proc = subprocess.Popen(
             self.command(),
@@ -115,7 +119,7 @@ class _Server:
         assert self.proc is not None
         self.proc.send_signal(signal.SIGCONT)
 
-    def __enter__(self) -> _Server:
+    def __enter__(self: S) -> S:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
