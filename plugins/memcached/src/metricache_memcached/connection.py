@@ -11,8 +11,9 @@ Failures become metricache's errors by what they say about the request:
 * memcached refused the request (``SERVER_ERROR``, ``CLIENT_ERROR``):
   :class:`~metricache.errors.StoreError`.
 
-A connection idle for a while is checked before use: a server that restarted closed
-it, and sending a write on it would turn a clean "unavailable" into "unknown".
+An open connection is checked before each use (one ``poll``, no round trip): a
+server that restarted has closed it, and sending a write on it would turn a clean
+"unavailable" into "unknown".
 """
 
 from __future__ import annotations
@@ -20,7 +21,6 @@ from __future__ import annotations
 import select
 import socket
 import threading
-import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -38,7 +38,6 @@ __all__ = ["DEFAULT_PORT", "Connection", "parse_url"]
 T = TypeVar("T")
 
 DEFAULT_PORT = 11211
-_IDLE_CHECK = 0.5  # seconds without use after which a connection is checked before use
 
 
 def _parse_server(text: str) -> tuple[str, int]:
@@ -105,7 +104,7 @@ class _Serde:
 
 
 def _closed_by_peer(sock: socket.socket) -> bool:
-    """Return whether an idle connection was closed (or holds bytes nobody asked for)."""
+    """Return whether a connection was closed (or holds bytes nobody asked for)."""
     try:
         if hasattr(select, "poll"):
             poller = select.poll()
@@ -113,14 +112,11 @@ def _closed_by_peer(sock: socket.socket) -> bool:
             readable = bool(poller.poll(0))
         else:  # pragma: no cover - platforms without poll()
             readable = bool(select.select([sock], [], [], 0)[0])
-        if not readable:
-            return False
-        sock.recv(1, socket.MSG_PEEK)
     except (OSError, ValueError):
         return True
     # Readable with nothing asked: either the end of the stream or stray bytes that
     # would be taken for the next reply. Neither connection can be used.
-    return True
+    return readable
 
 
 class Connection:
@@ -130,7 +126,6 @@ class Connection:
         self.address = address
         self.name = server_name(address)
         self.lock = threading.Lock()
-        self._last_used = 0.0
         self.client: Any = Client(
             address,
             serde=_Serde(),
@@ -148,9 +143,7 @@ class Connection:
         """
         with self.lock:
             client = self.client
-            now = time.monotonic()
-            idle = now - self._last_used > _IDLE_CHECK
-            if client.sock is not None and idle and _closed_by_peer(client.sock):
+            if client.sock is not None and _closed_by_peer(client.sock):
                 client.close()
             if client.sock is None:
                 try:
@@ -171,7 +164,6 @@ class Connection:
             except MemcacheError as exc:
                 client.close()
                 raise StoreError(f"memcached {self.name}: {type(exc).__name__}: {exc}") from exc
-            self._last_used = time.monotonic()
             return result
 
     def call(self, method: str, *args: Any, writes: bool, **kwargs: Any) -> Any:

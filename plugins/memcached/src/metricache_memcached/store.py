@@ -13,10 +13,10 @@ import builtins
 import os
 import secrets
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, NewType
 
 import attrs
-from metricache.config import Count, Seconds
+from metricache.config import Seconds, register_structure_hook
 from metricache.errors import CorruptValue, StoreError
 from metricache.store import Capability, Store, decode_map, encode_map, parse_int
 from metricache.sync.keyspace import INT64_MAX
@@ -52,21 +52,36 @@ class _NotANumber(Exception):
 
 Item = tuple[bytes, int]  # item data and flags
 
+ServerURL = NewType("ServerURL", str)
+"""A ``memcached://`` URL naming one or more servers."""
+ItemSize = NewType("ItemSize", int)
+"""Memcached's item size limit in bytes (at least 4 KiB)."""
+
 _CHUNK_OVERHEAD = 1024  # item header, the longest key and slack, within the item limit
 _KEYS_PER_GET = 5000  # keys in one multi-get command line
 _MIN_ITEM_SIZE = 4096
 _CONNECT_TIMEOUT = Seconds(2.0)
 _TIMEOUT = Seconds(5.0)
-_ITEM_SIZE = Count(1024 * 1024)
+_ITEM_SIZE = ItemSize(1024 * 1024)
 
 
-def _check_url(_instance: object, _attribute: object, value: str) -> None:
+def _check_url(value: object) -> ServerURL:
+    if not isinstance(value, str):
+        raise ValueError(f"expected a memcached:// URL, got {value!r}")
     parse_url(value)
+    return ServerURL(value)
 
 
-def _check_item_size(_instance: object, _attribute: object, value: int) -> None:
-    if value < _MIN_ITEM_SIZE:
-        raise ValueError(f"expected at least {_MIN_ITEM_SIZE} bytes, got {value!r}")
+def _check_item_size(value: object) -> ItemSize:
+    if isinstance(value, bool) or not isinstance(value, int) or value < _MIN_ITEM_SIZE:
+        raise ValueError(f"expected a whole number of bytes >= {_MIN_ITEM_SIZE}, got {value!r}")
+    return ItemSize(value)
+
+
+# Options given as text or TOML are checked while they are structured, so that an
+# error names its option (store.options.url: ...); direct construction checks too.
+register_structure_hook(ServerURL, lambda value, _: _check_url(value))
+register_structure_hook(ItemSize, lambda value, _: _check_item_size(value))
 
 
 @attrs.frozen(kw_only=True)
@@ -91,10 +106,12 @@ class MemcachedOptions:
         (default 1 MiB, at least 4 KiB). Larger values are split into chunks.
     """
 
-    url: str = attrs.field(default="memcached://127.0.0.1:11211", validator=_check_url)
+    url: ServerURL = attrs.field(
+        default=ServerURL("memcached://127.0.0.1:11211"), converter=_check_url
+    )
     connect_timeout: Seconds = _CONNECT_TIMEOUT
     timeout: Seconds = _TIMEOUT
-    item_size_limit: Count = attrs.field(default=_ITEM_SIZE, validator=_check_item_size)
+    item_size_limit: ItemSize = attrs.field(default=_ITEM_SIZE, converter=_check_item_size)
 
 
 class MemcachedStore(Store):
