@@ -115,7 +115,7 @@ class MemcachedOptions:
 
 
 class MemcachedStore(Store):
-    """A store on one or more memcached servers (1.4.24 or newer: ``touch``, ``cas``)."""
+    """A store on one or more memcached servers (1.4.8 or newer, for ``touch``)."""
 
     name = "memcached"
     capabilities = frozenset({Capability.DISTRIBUTED, Capability.ATOMIC, Capability.CAS})
