@@ -124,7 +124,6 @@ class FileStore(Store):
         self._make_directory(self.directory / LOCKS)
         self._pid = os.getpid()
         self._stripes = [_Stripe(self.directory / LOCKS / f"{n:02x}.lock") for n in range(_STRIPES)]
-        self._dir_fd = -1
         self._next_sweep = 0.0
         self.sweep()
 
@@ -152,13 +151,9 @@ class FileStore(Store):
             raise StoreUnavailable(f"{self.directory} is not readable and writable")
 
     def close(self) -> None:
-        """Close the lock files and the directory."""
+        """Close the lock files."""
         for stripe in self._stripes:
             stripe.close()
-        if self._dir_fd >= 0:
-            with contextlib.suppress(OSError):
-                os.close(self._dir_fd)
-            self._dir_fd = -1
 
     def after_fork(self) -> None:
         """Take new lock files in a forked child.
@@ -279,10 +274,13 @@ class FileStore(Store):
             self._sync_directory()
 
     def _sync_directory(self) -> None:
+        """Make the rename durable (next to an fsync, opening the directory costs nothing)."""
         try:
-            if self._dir_fd < 0:
-                self._dir_fd = os.open(self.directory, os.O_RDONLY | _CLOEXEC)
-            os.fsync(self._dir_fd)
+            fd = os.open(self.directory, os.O_RDONLY | _CLOEXEC)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
         except OSError as exc:
             log.warning("cannot flush the directory %s: %s", self.directory, exc)
 
