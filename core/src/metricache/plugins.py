@@ -172,7 +172,7 @@ def _check_pending(pm: pluggy.PluginManager) -> None:
         if caller.spec is not None:
             continue
         for impl in caller.get_hookimpls():
-            if impl.hookimpl_config.optionalhook:
+            if impl.optionalhook:
                 continue
             raise PluginError(
                 f"plugin {impl.plugin_name!r} implements {name!r}, which is not a metricache "
