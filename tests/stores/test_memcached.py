@@ -173,6 +173,7 @@ def test_ttls_expire_and_every_refresh_extends_them(
     # Past 30 days memcached wants a timestamp: the value is there, not expired at once.
     store.set(key["gone"], b"long", 40 * 24 * 3600)
     assert store.get(key["gone"]) == b"long"
+    assert store.delete(key["big"])
 
 
 # -- hostile keys and values ------------------------------------------------------------
@@ -278,6 +279,8 @@ def test_values_over_the_item_limit_round_trip_in_chunks(
     assert len(store.get(mkey) or b"") > 1024 * 1024
     assert store.get_map(mkey) == {**entries, "one-more": "1"}
     assert store.reported == []
+    for done in (k, fresh, mkey):  # give the shared server its memory back
+        assert store.delete(done)
 
 
 def head_generation(raw: Any, key: bytes) -> bytes:
@@ -312,6 +315,11 @@ def test_chunks_are_replaced_as_a_whole_and_evicted_chunks_mean_absent(
     raw.set(b"~c:%s:3" % head_generation(raw, key), b"garbage", 60, flags=3)
     assert store.get(key) is None
     assert any("do not match" in r for r in store.reported)
+    # Deleting a large value deletes its chunks too.
+    store.set(key, first, 60)
+    generation = head_generation(raw, key)
+    assert store.delete(key)
+    assert raw.get_many([b"~c:%s:%d" % (generation, i) for i in range(33)]) == {}
 
 
 # -- integers -----------------------------------------------------------------------------

@@ -313,9 +313,12 @@ class MemcachedStore(Store):
         self._store(heads, expire)
 
     def delete(self, key: bytes) -> bool:
-        """``delete`` the key (chunks of a large value are left to expire)."""
+        """``delete`` the key, and the chunks of a large value (a ``get`` first)."""
         mkey = safe_key(key)
-        return bool(self._route(mkey).call("delete", mkey, noreply=False, writes=True))
+        item = self._fetch([mkey]).get(mkey)
+        deleted = bool(self._route(mkey).call("delete", mkey, noreply=False, writes=True))
+        self._drop_chunks(item)
+        return deleted
 
     def touch(self, key: bytes, ttl: float) -> bool:
         """Reset the TTL of the key, and of its chunks when it has some."""
