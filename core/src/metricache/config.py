@@ -54,7 +54,9 @@ __all__ = [
 ]
 
 ENV_PREFIX = "METRICACHE_"
-RESERVED_ENV = frozenset({"METRICACHE_PLUGINS", "METRICACHE_TRACE_HOOKS", "METRICACHE_CONFIG"})
+RESERVED_ENV = frozenset(
+    {"METRICACHE_PLUGINS", "METRICACHE_TRACE_HOOKS", "METRICACHE_CONFIG", "METRICACHE_SERVE_TOKEN"}
+)
 """Environment variables with a meaning of their own, not configuration keys."""
 
 Seconds = NewType("Seconds", float)
@@ -98,19 +100,38 @@ class SyncConfig:
 
 @attrs.frozen(kw_only=True)
 class ExportConfig:
-    """``[export]``: what ``metricache export`` and the export coordinator produce."""
+    """``[export]``: what ``metricache export`` and the export coordinator produce.
+
+    The coordinator's timing (see ``docs/export-coordination.md``): an export every
+    ``interval`` seconds (default: ``sync.retention - safety_margin - timeout``),
+    each allowed ``timeout`` seconds; failed ones retried ``retries`` times after
+    ``backoff_base`` seconds, doubling, at most ``backoff_cap``; a dead lease holder
+    replaced after ``lease_ttl`` seconds (default: ``timeout``).
+    """
 
     format: str = "prometheus"
     exporter: str = "stdout"
     options: dict[str, OptionValue] = attrs.field(factory=dict)
+    interval: Seconds | None = None
+    safety_margin: Seconds = Seconds(60.0)
+    timeout: Seconds = Seconds(120.0)
+    retries: int = 3
+    backoff_base: Seconds = Seconds(30.0)
+    backoff_cap: Seconds = Seconds(600.0)
+    lease_ttl: Seconds | None = None
 
 
 @attrs.frozen(kw_only=True)
 class ServeConfig:
-    """``[serve]``: where ``metricache serve`` listens."""
+    """``[serve]``: where ``metricache serve`` listens.
+
+    ``token_file``: a file of bearer tokens, one per line; with it (or with tokens in
+    ``METRICACHE_SERVE_TOKEN``) every request to ``/metrics`` needs one.
+    """
 
     host: str = "127.0.0.1"
     port: Port = Port(9464)
+    token_file: str = ""
 
 
 @attrs.frozen(kw_only=True)
