@@ -23,6 +23,7 @@ def syncer_from_config(
         interval=config.sync.interval,
         retention=config.sync.retention,
         liveness_ttl=config.sync.liveness_ttl,
+        local_state_ttl=config.sync.local_state_ttl,
         namespace=config.sync.namespace,
         instance_id=config.instance_id,
     )

@@ -325,8 +325,10 @@ class Store:
         self.set(key, encode_map(entries), ttl)
 
     def on_corrupt(self, error: CorruptValue) -> None:
-        """Called when a value read back is corrupt; the default logs a warning."""
-        log.warning("store %s: %s", self.describe(), error)
+        """Called when a value read back is corrupt; the default logs and counts it."""
+        from metricache.corruption import count_corrupt
+
+        count_corrupt("store value", f"{self.describe()}: {error}")
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.describe()}>"

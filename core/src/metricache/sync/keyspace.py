@@ -17,7 +17,8 @@ key                                 holds                                 TTL
 ``NS:g:IKEY``                       map series id -> ``[value, stamp]``   liveness TTL
                                     plus ``@`` -> instance id and time
 ``NS:v:SID:PART``                   signed 64-bit integer                 retention
-``NS:local:IKEY``                   one instance's whole state (JSON)     retention
+``NS:local:IKEY``                   one instance's whole state (JSON)     local state TTL
+``NS:local-instances``              map instance key -> instance id       local state TTL
 ``NS:seq:TOKEN``                    last batch applied for an incarnation retention
 ==================================  ====================================  ===============
 
@@ -233,6 +234,10 @@ class Keyspace:
     def local(self, ikey: str) -> bytes:
         """The key of one instance's whole state (local_only strategy)."""
         return f"{self.namespace}:local:{ikey}".encode()
+
+    def local_instances(self) -> bytes:
+        """The key of the map of instances that saved a view (local_only strategy)."""
+        return f"{self.namespace}:local-instances".encode()
 
     def sequence(self, token: str) -> bytes:
         """The key of the last batch number applied for a process incarnation."""

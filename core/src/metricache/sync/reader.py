@@ -18,10 +18,9 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+from metricache.corruption import count_corrupt
 from metricache.errors import CorruptValue, MetricacheError
 from metricache.instance import current_instance
-from metricache.metrics import Counter
-from metricache.registry import REGISTRY, Registry
 from metricache.snapshot import (
     Family,
     GaugeMerge,
@@ -53,18 +52,8 @@ class AmbiguousInstance(MetricacheError):
     """A local_only store holds views of several instances and none was chosen."""
 
 
-def _corrupt_counter(registry: Registry) -> Counter:
-    return Counter(
-        "metricache_store_corrupt_values",
-        "Values read from the store that were not what metricache wrote (skipped)",
-        ["kind"],
-        registry=registry,
-    )
-
-
 def _count_corrupt(kind: str, detail: str) -> None:
-    log.warning("skipping a corrupt %s in the store: %s", kind, detail)
-    REGISTRY.self_metric("corrupt", _corrupt_counter).labels(kind).inc()
+    count_corrupt(kind, detail)
 
 
 def _families(
@@ -292,10 +281,7 @@ def read_merged(store: Store, keyspace: Keyspace, *, strategy: str | None = None
 
 def local_instances(store: Store, keyspace: Keyspace) -> dict[str, str]:
     """Return the instances that saved a view in a local_only store (key -> id)."""
-    maps = store.get_maps([keyspace.instances(g) for g in keyspace.read_generations()])
-    found: dict[str, str] = {}
-    for entries in maps.values():
-        found.update(entries)
+    found = dict(store.get_map(keyspace.local_instances()))
     present = store.get_many([keyspace.local(k) for k in found])
     return {k: v for k, v in found.items() if keyspace.local(k) in present}
 

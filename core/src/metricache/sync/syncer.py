@@ -161,7 +161,9 @@ class Syncer:
     ``interval`` is the seconds between syncs; ``retention`` is the TTL of what the
     store holds (each sync refreshes what it touches); ``liveness_ttl`` is how long
     this instance's gauges outlive its last sync (default: three intervals, at least
-    5 s). ``strategy`` overrides the detected one (only to a weaker strategy).
+    5 s); ``local_state_ttl`` is how long a ``local_only`` store keeps this instance's
+    saved view (default one day), so a restart with the same id within it resumes.
+    ``strategy`` overrides the detected one (only to a weaker strategy).
 
     Use it as a context manager, or call :meth:`start` and :meth:`stop`. It stops
     (with a final sync) at interpreter exit. Nothing it does raises into the
@@ -176,6 +178,7 @@ class Syncer:
         interval: float = 30.0,
         retention: float = 300.0,
         liveness_ttl: float | None = None,
+        local_state_ttl: float = 86400.0,
         namespace: str = "metricache",
         instance_id: str | None = None,
         strategy: Strategy | str | None = None,
@@ -197,6 +200,9 @@ class Syncer:
         self.store = store
         self.interval = float(interval)
         self.liveness_ttl = float(liveness_ttl or max(3 * self.interval, 5.0))
+        if not local_state_ttl > 0:
+            raise ValueError("local_state_ttl must be > 0 seconds")
+        self.local_state_ttl = float(local_state_ttl)
         self.keyspace = Keyspace(namespace, float(retention))
         self.jitter = jitter
         self.choice: StrategyChoice = select_strategy(store)
@@ -741,20 +747,21 @@ class Syncer:
         instance = self.instance
         key = self.keyspace.local(instance.key)
         gen = self.keyspace.generation()
+        ttl = self.local_state_ttl
         if self._instance_gen != gen:
             # Lets a reader in another process find this instance's saved view.
             self.store.merge_map(
-                self.keyspace.instances(gen),
+                self.keyspace.local_instances(),
                 {instance.key: instance.id},
-                self.keyspace.generation_ttl,
+                ttl + self.keyspace.generation_ttl,
             )
             self._instance_gen = gen
         if changed or self._gauges_dirty or not self._local_written:
             view = self.snapshot()
-            self.store.set(key, local.encode_state(view, self.instance.id), self.keyspace.retention)
+            self.store.set(key, local.encode_state(view, self.instance.id), ttl)
             self._local_written = True
             self._gauges_dirty = False
-        elif not self.store.touch(key, self.keyspace.retention):
+        elif not self.store.touch(key, ttl):
             self._local_written = False
             return self._sync_local()
         self._pending.clear()
