@@ -90,11 +90,15 @@ class SyncConfig:
 
     ``liveness_ttl`` is how long an instance's gauges outlive its last sync
     (default: three intervals). ``namespace`` prefixes every key metricache writes.
+    ``local_state_ttl`` is how long a ``local_only`` store keeps an instance's saved
+    view after its last sync (default one day): an instance restarted with the same
+    id within it resumes its counters.
     """
 
     interval: Seconds = Seconds(30.0)
     retention: Seconds = Seconds(300.0)
     liveness_ttl: Seconds | None = None
+    local_state_ttl: Seconds = Seconds(86400.0)
     namespace: str = "metricache"
 
 
