@@ -200,6 +200,7 @@ def reset_plugin_manager() -> None:
         _manager = None
         _dists.clear()
         _installed_registries.clear()
+        _named_cache.clear()
 
 
 def plugin_infos() -> list[PluginInfo]:
@@ -216,10 +217,27 @@ def plugin_infos() -> list[PluginInfo]:
     return infos
 
 
+_named_cache: dict[str, tuple[tuple[int, ...], dict[str, tuple[Any, str]]]] = {}
+
+
 def _collect_named(hook_name: str, what: str) -> dict[str, tuple[Any, str]]:
-    """Call a registration hook and index its answers by ``name``, rejecting duplicates."""
+    """Call a registration hook and index its answers by ``name``, rejecting duplicates.
+
+    The answer is cached until the set of implementations changes (the endpoint asks
+    for the formats on every request).
+    """
     pm = get_plugin_manager()
     caller = getattr(pm.hook, hook_name)
+    identity = (id(pm), *(id(impl.function) for impl in caller.get_hookimpls()))
+    cached = _named_cache.get(hook_name)
+    if cached is not None and cached[0] == identity:
+        return dict(cached[1])
+    found = _call_named(caller, what)
+    _named_cache[hook_name] = (identity, found)
+    return dict(found)
+
+
+def _call_named(caller: Any, what: str) -> dict[str, tuple[Any, str]]:
     found: dict[str, tuple[Any, str]] = {}
     for impl in reversed(caller.get_hookimpls()):
         answer = impl.function()
