@@ -538,10 +538,10 @@ class ExportCoordinator:
 
     def _extend_local(self, keyspace: Keyspace, extra: float) -> int:
         ikey = instance_key(self.instance_id)
-        touched = self.store.touch_many([keyspace.local(ikey)], keyspace.retention + extra)
+        views = self.store.touch_many([keyspace.local(ikey)], keyspace.retention + extra)
         registrations = [keyspace.instances(g) for g in keyspace.read_generations()]
-        touched |= self.store.touch_many(registrations, keyspace.generation_ttl + extra)
-        return len(touched)
+        found = self.store.touch_many(registrations, keyspace.generation_ttl + extra)
+        return len(views) + len(found)
 
     def _attempt(self, job: _Job, now: float) -> TickResult:
         job.attempts += 1
