@@ -89,7 +89,7 @@ redis.call('PEXPIRE', epoch_key, p.ttl)
 return {'applied', cur, lost, repaired}
 """
 
-# KEYS[1]; ARGV: amount, ttl ms. Returns the new value.
+# KEYS[1]; ARGV: amount, ttl ms. Returns the new value, as decimal text.
 INCR = r"""
 local r = redis.pcall('INCRBY', KEYS[1], ARGV[1])
 if type(r) == 'table' and r.err then
@@ -98,7 +98,8 @@ if type(r) == 'table' and r.err then
   r = redis.call('INCRBY', KEYS[1], ARGV[1])
 end
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
-return r
+-- The new value as Redis's text: a Lua number (a double) would round beyond 2^53.
+return redis.call('GET', KEYS[1])
 """
 
 # Set if absent: KEYS[1]; ARGV: value, ttl ms. Returns 1 if set.

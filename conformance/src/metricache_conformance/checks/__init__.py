@@ -1,0 +1,1 @@
+"""The checks, one module per area; :mod:`metricache_conformance.catalogue` orders them."""

@@ -1,0 +1,174 @@
+"""``metricache conformance``: the suite on the command line.
+
+The core defines the arguments (``metricache.cli.conformance_command``) and calls
+:func:`run_command`. One store, or every installed one with ``--all``; one progress
+line per check (name, result, duration, and what went wrong), then the matrix.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import shutil
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TextIO
+
+import attrs
+from metricache.cli.common import CommandError, load, parse_key_values
+from metricache.config import load_config
+from metricache.errors import ConfigError, MetricacheError
+from metricache.store_plugins import available_stores
+
+from metricache_conformance.catalogue import Check, all_checks
+from metricache_conformance.context import Scale
+from metricache_conformance.render import (
+    json_document,
+    markdown_matrix,
+    progress_line,
+    replace_region,
+    summary_line,
+    text_matrix,
+)
+from metricache_conformance.results import Report
+from metricache_conformance.runner import Conformance
+from metricache_conformance.servers import server_for
+from metricache_conformance.target import StoreTarget
+
+__all__ = ["run_command"]
+
+
+def _can_encode(stream: TextIO, text: str) -> bool:
+    try:
+        text.encode(stream.encoding or "ascii")
+    except (UnicodeEncodeError, LookupError):
+        return False
+    return True
+
+
+def _select(names: Sequence[str]) -> list[Check]:
+    checks = all_checks()
+    if not names:
+        return checks
+    chosen = [c for c in checks if any(c.name == n or c.name.startswith(n + ".") for n in names)]
+    if not chosen:
+        known = ", ".join(c.name for c in checks)
+        raise CommandError(f"--check {', '.join(names)} matches no check; the checks: {known}")
+    return chosen
+
+
+def _required_path(plugin: str) -> bool:
+    """Whether the store's options require a ``path`` (file-backed stores)."""
+    try:
+        cls = StoreTarget(plugin).store_class()
+    except ConfigError:
+        return False
+    options = cls.options_class
+    if not attrs.has(options):
+        return False
+    return any(f.name == "path" and f.default is attrs.NOTHING for f in attrs.fields(options))
+
+
+def _prefixed_options(items: Sequence[str], stores: Sequence[str]) -> dict[str, dict[str, object]]:
+    per_store: dict[str, dict[str, object]] = {name: {} for name in stores}
+    for key, value in parse_key_values(items).items():
+        store, dot, option = key.partition(".")
+        if not dot or not option:
+            raise CommandError(
+                f"with --all, give options as STORE.KEY=VALUE (e.g. redis.url=...), got {key!r}"
+            )
+        if store not in per_store:
+            raise CommandError(f"--option {key}: no installed store is called {store!r}")
+        per_store[store][option] = value
+    return per_store
+
+
+def _targets(args: argparse.Namespace, stack: contextlib.ExitStack) -> list[StoreTarget]:
+    if args.all:
+        if args.store:
+            raise CommandError("give a STORE or --all, not both")
+        load_config(getattr(args, "config", None))  # an invalid file fails as elsewhere
+        names = sorted(available_stores())
+        per_store = _prefixed_options(args.option, names)
+    else:
+        config = load(args)  # STORE and --option on top of the configured [store]
+        names = [config.store.name]
+        per_store = {config.store.name: dict[str, object](config.store.options)}
+    workdir: Path | None = None
+    targets = []
+    for name in names:
+        options: dict[str, object] = dict(per_store[name])
+        if args.servers and "url" not in options:
+            try:
+                server = server_for(name)
+            except RuntimeError as exc:
+                raise CommandError(str(exc)) from None
+            if server is not None:
+                stack.callback(server.stop)
+                options["url"] = server.url
+        if "path" not in options and _required_path(name):
+            if workdir is None:
+                workdir = Path(tempfile.mkdtemp(prefix="metricache-conformance-"))
+                stack.callback(shutil.rmtree, workdir, True)
+            options["path"] = str(workdir / name)
+        targets.append(StoreTarget(name, options))
+    return targets
+
+
+def _run_one(
+    target: StoreTarget, scale: Scale, checks: list[Check], progress: TextIO, *, all_stores: bool
+) -> Report:
+    runner = Conformance(target, scale=scale, checks=checks)
+    try:
+        runner.open()
+    except MetricacheError as exc:
+        if not all_stores:
+            raise
+        print(f"{target.label}: not run: {exc}", file=progress, flush=True)
+        return Report(
+            target.label, target.plugin, target.plugin, frozenset(), "", (), None, str(exc)
+        )
+    with contextlib.closing(runner):
+        declared = ", ".join(sorted(c.value for c in runner.declared)) or "nothing"
+        print(f"metricache conformance: {runner.description}", file=progress)
+        print(f"declares: {declared} ({runner.declaration_source})", file=progress, flush=True)
+        report = runner.run_all(lambda r: print(progress_line(r), file=progress, flush=True))
+        print(summary_line(report), file=progress)
+        print(file=progress, flush=True)
+        return report
+
+
+def run_command(args: argparse.Namespace) -> int:
+    """Run the suite as ``args`` ask; return the exit status (1 if a promise is broken)."""
+    checks = _select(args.check)
+    if args.list_checks:
+        for check in checks:
+            capability = check.capability.value if check.capability else "every store"
+            print(f"{check.name:<32} {capability:<14} {check.summary}")
+        return 0
+    if args.write and args.format != "markdown":
+        raise CommandError("--write needs --format markdown")
+    scale = Scale(processes=args.processes, threads=args.threads, increments=args.increments)
+    progress = sys.stdout if args.format == "text" else sys.stderr
+    with contextlib.ExitStack() as stack:
+        targets = _targets(args, stack)
+        reports = [_run_one(t, scale, checks, progress, all_stores=args.all) for t in targets]
+    if args.format == "json":
+        print(json_document(reports))
+    elif args.format == "markdown":
+        table = markdown_matrix(reports)
+        if args.write:
+            path = Path(args.write)
+            try:
+                text = replace_region(path.read_text(encoding="utf-8"), table)
+                path.write_text(text, encoding="utf-8")
+            except (OSError, ValueError) as exc:
+                raise CommandError(f"--write {path}: {exc}") from None
+            print(f"wrote the matrix into {path}", file=sys.stderr)
+        else:
+            print(table)
+    else:
+        print(text_matrix(reports, ascii_only=not _can_encode(sys.stdout, "✓✗")))
+    return 0 if all(r.ok for r in reports) else 1

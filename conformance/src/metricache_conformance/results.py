@@ -1,0 +1,170 @@
+"""What the suite found: one result per check, and the store's row of the matrix.
+
+A check of a capability the store declares passes or fails. A check of one it does
+not declare still runs when it can: if it fails, that is the expected answer and it
+is reported as a named skip (``not declared: locking``); if it passes, it is
+reported as an *unexpected success*, for information (the store may be able to
+promise more than it does).
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable, Sequence
+
+import attrs
+from metricache.store import Capability
+from metricache.sync.strategy import Strategy, strategy_for
+
+__all__ = [
+    "CAPABILITY_COLUMNS",
+    "CapabilityStatus",
+    "MatrixRow",
+    "Outcome",
+    "Report",
+    "Result",
+    "capability_status",
+    "count",
+]
+
+CAPABILITY_COLUMNS: tuple[Capability, ...] = (
+    Capability.DISTRIBUTED,
+    Capability.ATOMIC,
+    Capability.CAS,
+    Capability.LOCKING,
+    Capability.EXACTLY_ONCE,
+)
+"""The capabilities of the matrix, in the order of its columns."""
+
+
+class Outcome(str, enum.Enum):
+    """How one check ended."""
+
+    PASSED = "passed"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+    UNEXPECTED_SUCCESS = "unexpected success"
+
+
+@attrs.frozen
+class Result:
+    """The result of one check.
+
+    ``capability`` is the capability the check proves (None: every store must pass
+    it). ``message`` says what went wrong for a failure, why for a skip; ``detail``
+    keeps what the check of an undeclared capability ran into.
+    """
+
+    check: str
+    capability: Capability | None
+    outcome: Outcome
+    duration: float
+    message: str = ""
+    detail: str = ""
+
+
+class CapabilityStatus(str, enum.Enum):
+    """One cell of the matrix."""
+
+    VERIFIED = "verified"  # declared, and every check of it passed
+    FAILED = "failed"  # declared, and a check of it failed
+    NOT_DECLARED = "not declared"  # not declared (its checks fail, or could not run)
+    UNEXPECTED = "unexpected success"  # not declared, yet every check of it passed
+    NOT_RUN = "not run"  # none of its checks ran
+
+    @property
+    def holds(self) -> bool:
+        """Whether the store keeps this promise (as declared and checked)."""
+        return self is CapabilityStatus.VERIFIED
+
+
+def capability_status(
+    capability: Capability, declared: bool, results: Iterable[Result]
+) -> CapabilityStatus:
+    """Fold the results of one capability's checks into its cell of the matrix."""
+    outcomes = [r.outcome for r in results if r.capability is capability]
+    if not outcomes:
+        return CapabilityStatus.NOT_RUN
+    if declared:
+        if any(o is Outcome.FAILED for o in outcomes):
+            return CapabilityStatus.FAILED
+        return CapabilityStatus.VERIFIED
+    if all(o is Outcome.UNEXPECTED_SUCCESS for o in outcomes):
+        return CapabilityStatus.UNEXPECTED
+    return CapabilityStatus.NOT_DECLARED
+
+
+@attrs.frozen
+class MatrixRow:
+    """A store's row of the compatibility matrix.
+
+    ``basics`` says whether every check every store must pass did pass. ``strategy``
+    is what the verified capabilities give (:func:`metricache.sync.strategy.strategy_for`);
+    ``selected`` is what the core selects for the store, which must be the same.
+    """
+
+    store: str
+    basics: bool
+    cells: tuple[tuple[Capability, CapabilityStatus], ...]
+    strategy: Strategy
+    selected: Strategy | None
+
+    def status(self, capability: Capability) -> CapabilityStatus:
+        """Return the cell of ``capability``."""
+        return dict(self.cells)[capability]
+
+
+@attrs.frozen
+class Report:
+    """Everything one run of the suite against one store found.
+
+    ``problem`` is set when the suite could not run at all (the store did not open
+    or answer); ``results`` is then empty.
+    """
+
+    store: str
+    plugin: str
+    description: str
+    declared: frozenset[Capability]
+    declaration_source: str
+    results: tuple[Result, ...]
+    selected: Strategy | None
+    problem: str | None = None
+
+    @property
+    def failures(self) -> list[Result]:
+        """The checks that failed."""
+        return [r for r in self.results if r.outcome is Outcome.FAILED]
+
+    @property
+    def ok(self) -> bool:
+        """Whether the store keeps every promise it makes (and the suite could run)."""
+        return self.problem is None and not self.failures
+
+    @property
+    def verified(self) -> frozenset[Capability]:
+        """The declared capabilities whose checks all passed."""
+        row = self.row()
+        return frozenset(c for c, status in row.cells if status.holds)
+
+    def row(self) -> MatrixRow:
+        """Return the store's row of the matrix."""
+        cells = tuple(
+            (c, capability_status(c, c in self.declared, self.results)) for c in CAPABILITY_COLUMNS
+        )
+        basics = self.problem is None and all(
+            r.outcome is not Outcome.FAILED for r in self.results if r.capability is None
+        )
+        verified = [c for c, status in cells if status.holds]
+        return MatrixRow(
+            store=self.store,
+            basics=basics,
+            cells=cells,
+            strategy=strategy_for(verified),
+            selected=self.selected,
+        )
+
+
+def count(results: Sequence[Result], outcome: Outcome) -> int:
+    """Return how many results ended with ``outcome``."""
+    return sum(1 for r in results if r.outcome is outcome)

@@ -1,0 +1,122 @@
+"""``metricache conformance``: check that a store plugin keeps the promises it declares.
+
+The suite itself is the separate distribution ``metricache-conformance``; this module
+only defines the command line and hands over to it, so the core does not depend on
+the suite (nor on pytest, which the suite's pytest entry needs).
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from metricache.cli.common import CommandError
+
+__all__ = ["register"]
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a number >= 1, got {value}")
+    return value
+
+
+def register(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser],
+    parents: list[argparse.ArgumentParser],
+) -> None:
+    """Add the ``conformance`` subcommand."""
+    parser = sub.add_parser(
+        "conformance",
+        parents=parents,
+        help="check a store plugin against the capabilities it declares",
+        description="Run the conformance suite against a store plugin: basics (get/set/"
+        "delete, TTLs, batch forms, maps), hostile keys and values, then each capability "
+        "the store declares (distributed, atomic, cas, locking, exactly_once), and the "
+        "end-to-end contract (two syncing processes give the view the strategy promises). "
+        "Prints one line per check and ends with the store's row of the compatibility "
+        "matrix. A capability the store does not declare is a named skip, or an "
+        "'unexpected success' when its checks pass anyway. Exits 1 when a declared "
+        "promise is broken. Needs the metricache-conformance package.",
+        epilog="examples: metricache conformance memory | metricache conformance redis "
+        "--option url=redis://127.0.0.1:6379/0 | metricache conformance "
+        "my_package.store:MyStore -o path=/tmp/x | metricache conformance --all --servers "
+        "--format markdown",
+    )
+    parser.add_argument(
+        "store",
+        nargs="?",
+        metavar="STORE",
+        help="entry-point name (redis) or import path (package.module:Class); default: "
+        "the configured [store]",
+    )
+    parser.add_argument(
+        "--all", action="store_true", help="check every installed store plugin, one after another"
+    )
+    parser.add_argument(
+        "--option",
+        "-o",
+        metavar="KEY=VALUE",
+        action="append",
+        default=[],
+        help="a store option (repeatable); with --all, prefix it with the store's name: "
+        "--option redis.url=redis://127.0.0.1:6379/0",
+    )
+    parser.add_argument(
+        "--servers",
+        action="store_true",
+        help="start a redis-server and a memcached on free local ports for the redis and "
+        "memcached stores that have no url option (needs the binaries)",
+    )
+    parser.add_argument(
+        "--format",
+        choices=["text", "markdown", "json"],
+        default="text",
+        help="how to print the result (markdown: the compatibility matrix; progress lines "
+        "then go to stderr)",
+    )
+    parser.add_argument(
+        "--write",
+        metavar="PATH",
+        help="with --format markdown: replace the generated region of PATH (between "
+        "<!-- conformance-matrix:start --> and <!-- conformance-matrix:end -->)",
+    )
+    parser.add_argument(
+        "--check",
+        metavar="NAME",
+        action="append",
+        default=[],
+        help="run only this check, or the checks of this area (atomic); repeatable",
+    )
+    parser.add_argument("--list-checks", action="store_true", help="list the checks and exit")
+    parser.add_argument(
+        "--processes", type=_positive, default=4, help="processes of the atomic check (4)"
+    )
+    parser.add_argument(
+        "--threads", type=_positive, default=4, help="threads per process in checks (4)"
+    )
+    parser.add_argument(
+        "--increments",
+        type=_positive,
+        default=5000,
+        help="increments per thread in the atomic check (5000)",
+    )
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Hand over to the suite; say how to install it when it is missing."""
+    try:
+        from metricache_conformance.cli import run_command
+    except ImportError as exc:
+        if exc.name is None or not exc.name.startswith("metricache_conformance"):
+            raise
+        raise CommandError(
+            "the conformance suite is not installed: install metricache-conformance "
+            "(pip install metricache-conformance)"
+        ) from None
+    status: int = run_command(args)
+    return status
