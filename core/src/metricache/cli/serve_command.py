@@ -45,6 +45,8 @@ def register(
         "Prints the URL it listens on.",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
+        # "--token SECRET" must not pass for an abbreviation of --token-file.
+        allow_abbrev=False,
     )
     parser.add_argument(
         "--host", metavar="HOST", help="address to listen on (default: [serve] host, 127.0.0.1)"
