@@ -119,11 +119,11 @@ def test_four_processes_export_each_of_ten_periods_exactly_once(
     sync_sample_metrics(redis_server.url, namespace, retention=60)
     out_dir = tmp_path / "exports"
     out_dir.mkdir()
-    t0 = float(int(time.time()) + 3)  # whole seconds: period k is the Unix second t0 + k
+    go = tmp_path / "go"
     common = {
         "url": redis_server.url,
         "namespace": namespace,
-        "t0": t0,
+        "go": str(go),
         "stop_at": 10.0,
         "interval": 1.0,
         "retention": 60.0,
@@ -135,6 +135,10 @@ def test_four_processes_export_each_of_ten_periods_exactly_once(
     names = [f"worker-{n}" for n in range(4)]
     for name in names:
         workers.start(name, **common)
+    wait_for(lambda: all(workers.report(n) for n in names), "the workers to be ready", timeout=120)
+    # Whole seconds: period k is the Unix second t0 + k, which names the export files.
+    (tmp_path / "go.tmp").write_text(str(float(int(time.time()) + 2)))
+    (tmp_path / "go.tmp").rename(go)  # whole, or not at all
     for name in names:
         assert workers.procs[name].wait(60) == 0, workers.stderr(name)
 
@@ -149,7 +153,13 @@ def test_four_processes_export_each_of_ten_periods_exactly_once(
                 exported[line["period"]] += 1
                 destinations.extend(line["destinations"])
             settled_elsewhere += line["action"] == "done_elsewhere"
-            assert line["action"] in ("exported", "done_elsewhere", "busy", "stopped"), line
+            assert line["action"] in (
+                "ready",
+                "exported",
+                "done_elsewhere",
+                "busy",
+                "stopped",
+            ), line
     assert {p: exported[p] for p in range(10)} == dict.fromkeys(range(10), 1)
     assert set(exported) <= set(range(11))  # period 10 began as the workers stopped
     assert max(exported.values()) == 1
@@ -186,7 +196,7 @@ def test_a_holder_killed_mid_export_is_replaced_once_its_lease_expires(
     holder = workers.start("holder", block=str(marker), **common)
     wait_for(marker.exists, "the holder to start exporting")
     client = redis.Redis.from_url(redis_server.url)
-    lease_key = f"{namespace}:export:lease"
+    lease_key = f"{namespace}:export:default:lease"
     assert lease_value(client, lease_key).startswith(b"holder/")
 
     workers.start("standby", **common)
@@ -218,7 +228,7 @@ def test_a_holder_killed_mid_export_is_replaced_once_its_lease_expires(
     (written,) = out_dir.iterdir()
     assert 'orders_total{region="eu"} 3.0' in written.read_text()
     assert client.get(lease_key) is None  # released by its new owner
-    assert client.get(f"{namespace}:export:done:0") is not None
+    assert client.get(f"{namespace}:export:default:done:0") is not None
 
 
 @pytest.mark.slow
@@ -303,7 +313,7 @@ def test_a_ttl_extension_is_a_real_ttl_refresh_in_redis(
         assert client.get(key) == value  # not rewritten
         assert 30_000 < client.pttl(key) <= 65_000  # retention + 30 s delay + 5 s margin
     coordinator.stop()
-    assert client.get(f"{namespace}:export:lease") is None  # stop() let the lease go
+    assert client.get(f"{namespace}:export:default:lease") is None  # stop() let the lease go
 
 
 def test_two_coordinators_in_one_process_never_share_a_lease(
@@ -332,3 +342,34 @@ def test_two_coordinators_in_one_process_never_share_a_lease(
     assert first.tick().action is TickAction.EXPORTED
     assert second.tick().action is TickAction.DONE_ELSEWHERE
     assert (len(first_exporter.payloads), len(second_exporter.payloads)) == (1, 0)
+
+
+def test_coordinators_of_different_names_export_independently(
+    redis_server: RedisServer, namespace: str
+) -> None:
+    sync_sample_metrics(redis_server.url, namespace, retention=60)
+    store = metricache.open_store("redis", url=redis_server.url)
+    timing = Timing(retention=60, safety_margin=5, export_timeout=5, interval=10)
+    results = []
+    for name, format_name in (("json-archive", "json"), ("csv-archive", "csv")):
+        for instance in ("web-1", "web-2"):
+            coordinator = ExportCoordinator(
+                store,
+                [FlakyExporter()],
+                format=format_name,
+                namespace=namespace,
+                name=name,
+                timing=timing,
+                instance_id=instance,
+                clock=lambda: 1000.0,
+                registry=metricache.Registry(),
+            )
+            results.append((name, instance, coordinator.tick().action))
+    assert results == [
+        ("json-archive", "web-1", TickAction.EXPORTED),
+        ("json-archive", "web-2", TickAction.DONE_ELSEWHERE),
+        ("csv-archive", "web-1", TickAction.EXPORTED),
+        ("csv-archive", "web-2", TickAction.DONE_ELSEWHERE),
+    ]
+    with pytest.raises(ValueError, match="a coordinator name holds only"):
+        ExportCoordinator(store, [FlakyExporter()], name="has space")

@@ -104,7 +104,7 @@ def test_distributed_basic_exports_twice_when_a_claim_disappears(
     assert one.tick().action is TickAction.EXPORTED
     # Memcached evicts or restarts: the claim of period 100 is gone.
     raw = Client(("127.0.0.1", memcached_server.port))
-    assert raw.delete(safe_key(f"{namespace}:export:claim:100".encode()), noreply=False)
+    assert raw.delete(safe_key(f"{namespace}:export:default:claim:100".encode()), noreply=False)
     raw.close()
     assert two.tick().action is TickAction.EXPORTED
     assert (len(first.payloads), len(second.payloads)) == (1, 1)

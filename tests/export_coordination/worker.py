@@ -2,7 +2,9 @@
 
 Run as ``python -m tests.export_coordination.worker '{...}'``. Its clock is the wall
 clock minus ``t0``, so every worker of a test numbers periods alike and period 0
-starts at ``t0``. Each result that is not idle is appended to ``report`` as one JSON
+starts at ``t0``. With ``go`` (a path), the worker reports ``ready`` once set up and
+reads ``t0`` from that file when the test writes it, so slow process starts never
+eat into the periods. Each result that is not idle is appended to ``report`` as one JSON
 line. With ``block``, its exporter writes ``block`` (a marker file) and then hangs
 for ever; otherwise it writes the Prometheus text to ``out_dir``. It stops at
 virtual time ``stop_at``, or on SIGTERM.
@@ -41,9 +43,9 @@ class HangingExporter(Exporter):
 
 def main(args: dict[str, Any]) -> None:
     """Run a coordinator as ``args`` say until ``stop_at`` or SIGTERM."""
-    t0 = float(args["t0"])
     instance = str(args["instance"])
     report = Path(args["report"])
+    t0 = float(args.get("t0") or 0.0)
 
     def clock() -> float:
         return time.time() - t0
@@ -90,6 +92,13 @@ def main(args: dict[str, Any]) -> None:
         stop.set()
 
     signal.signal(signal.SIGTERM, on_signal)
+    if args.get("go"):
+        go = Path(args["go"])
+        with report.open("a") as handle:
+            handle.write(json.dumps({"instance": instance, "action": "ready"}) + "\n")
+        while not go.exists() and not stop.wait(0.02):
+            pass
+        t0 = float(go.read_text())
     stop.wait(max(0.0, -clock()))  # every worker begins with period 0
     coordinator.start()
     stop_at = args.get("stop_at")

@@ -35,6 +35,7 @@ from __future__ import annotations
 import enum
 import json
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -70,6 +71,8 @@ from metricache.sync.syncer import Syncer
 __all__ = ["ExportCoordinator", "TickAction", "TickResult"]
 
 log = logging.getLogger("metricache.export")
+
+_NAME = re.compile(r"[A-Za-z0-9_.-]+")
 
 
 class TickAction(str, enum.Enum):
@@ -214,8 +217,11 @@ class ExportCoordinator:
     ``timing.retention`` must match the syncers' (they name the keys).
     ``strategy`` defaults to the syncer's, else the store's.
 
-    ``syncer``: a syncer of this process, flushed before each export so that the
-    export includes this process's latest changes. ``clock`` returns the time that
+    ``name`` tells apart coordinators that export different things from one
+    namespace (each name has its own lease and records); every instance running the
+    same export must use the same name. ``syncer``: a syncer of this process,
+    flushed before each export so that the export includes this process's latest
+    changes. ``clock`` returns the time that
     periods and deadlines are computed on (tests pass a controllable one; all
     instances must use the same clock). ``on_result`` is called with every tick's
     result that is not idle. Self-metrics go to ``registry``.
@@ -228,6 +234,7 @@ class ExportCoordinator:
         *,
         format: str = "prometheus",
         namespace: str = "metricache",
+        name: str = "default",
         timing: Timing | None = None,
         strategy: Strategy | str | None = None,
         instance_id: str | None = None,
@@ -238,6 +245,11 @@ class ExportCoordinator:
     ) -> None:
         if not exporters:
             raise ValueError("an export coordinator needs at least one exporter")
+        if not _NAME.fullmatch(name):
+            raise ValueError(
+                f"a coordinator name holds only letters, digits, '_', '-' and '.'; got {name!r}"
+            )
+        self.name = name
         self.store = store
         self.exporters = list(exporters)
         self.format = get_format(format).name  # an unknown format fails here, not later
@@ -259,8 +271,7 @@ class ExportCoordinator:
         self._on_result = on_result
         self._lease: Lease | None = None
         if self.strategy is Strategy.DISTRIBUTED_ATOMIC:
-            key = f"{namespace}:export:lease".encode()
-            self._lease = Lease(store, key, self.timing.lease, owner=instance_id)
+            self._lease = Lease(store, self._key("lease"), self.timing.lease, owner=instance_id)
         # When the last export read the store (or an extension made the data as safe
         # as that): the next export must start by reference + window.
         self._reference = clock()
@@ -326,11 +337,14 @@ class ExportCoordinator:
 
     # -- keys ----------------------------------------------------------------------------
 
+    def _key(self, suffix: str) -> bytes:
+        return f"{self.namespace}:export:{self.name}:{suffix}".encode()
+
     def _done_key(self, period: int) -> bytes:
-        return f"{self.namespace}:export:done:{period}".encode()
+        return self._key(f"done:{period}")
 
     def _claim_key(self, period: int) -> bytes:
-        return f"{self.namespace}:export:claim:{period}".encode()
+        return self._key(f"claim:{period}")
 
     @property
     def _poll(self) -> float:
