@@ -556,7 +556,7 @@ class Syncer:
             instance_id=instance.id,
             instance_key=instance.key,
             token=instance.token,
-            seq=self._seq + 1,
+            seq=self._next_seq(),
             epoch=self._epoch or proposed,
             proposed_epoch=proposed,
             liveness_ttl=self.liveness_ttl,
@@ -612,6 +612,13 @@ class Syncer:
         if final and self._gauges_dirty:
             batch.gauges = self._gauge_map(instance, plan)
         return plan
+
+    def _next_seq(self) -> int:
+        # A number names one batch's content, never two: a batch that failed for a
+        # reason other than a lost reply is rebuilt under a new number, so a store
+        # that did apply it after all can never take the rebuilt one for a duplicate.
+        self._seq += 1
+        return self._seq
 
     def _add_deltas(self, plan: _Plan, state: SeriesState, values: list[int]) -> None:
         increments = plan.batch.increments
@@ -707,7 +714,6 @@ class Syncer:
         """
         for state, k, value in plan.origins[:done]:
             state.sent[k] = value
-        self._seq = max(self._seq, plan.batch.seq)
         if outcome is None:
             return
         self._epoch = outcome.epoch
