@@ -16,6 +16,8 @@ __all__ = [
     "CheckFailed",
     "Inconclusive",
     "expect",
+    "first_errors",
+    "plural",
     "retry_inconclusive",
     "run_threads",
     "short",
@@ -44,6 +46,13 @@ def expect(condition: bool, message: str) -> None:
     """Raise :class:`CheckFailed` with ``message`` unless ``condition`` holds."""
     if not condition:
         raise CheckFailed(message)
+
+
+def plural(count: int, word: str) -> str:
+    """Return ``"1 thread"``, ``"4 threads"``, ``"2 processes"``."""
+    if count == 1:
+        return f"1 {word}"
+    return f"{count:,} {word}{'es' if word.endswith('s') else 's'}"
 
 
 def short(value: bytes | None, limit: int = 40) -> str:

@@ -2,9 +2,10 @@
 
 It registers the package for assertion rewriting (a suite imported as a package is
 not rewritten otherwise), provides the fixtures of ``StoreConformance`` classes
-(``store_options``, to override, and ``conformance``), and ends the run with a "metricache conformance" section:
-the matrix row of every store a ``StoreConformance`` class checked, and the checks
-of undeclared capabilities that passed (unexpected successes, for information).
+(``store_options``, to override, and ``conformance``), and ends the run with a
+"metricache conformance" section: the matrix row of every store a
+``StoreConformance`` class checked, and the checks of undeclared capabilities that
+passed (unexpected successes, for information).
 """
 
 from __future__ import annotations

@@ -65,9 +65,10 @@ def _strategy(row: MatrixRow) -> str:
 def _cells(report: Report, ascii_only: bool) -> list[str]:
     row = report.row()
     ran = report.problem is None and bool(report.results)
+    basics_ran = any(r.capability is None for r in report.results)
     return [
         report.store,
-        _basics(row, ran, ascii_only),
+        _basics(row, ran and basics_ran, ascii_only),
         *(_cell(status, ascii_only) for _, status in row.cells),
         _strategy(row) if ran else "not run",
     ]
@@ -119,16 +120,22 @@ def markdown_matrix(reports: Sequence[Report]) -> str:
         "|" + "|".join(["---", *[":-:"] * (len(HEADERS) - 2), "---"]) + "|",
     ]
     for report in sorted(reports, key=lambda r: r.store):
-        cells = _cells(report, ascii_only=False)
-        cells[0] = f"`{cells[0]}`"
-        cells[-1] = f"`{cells[-1]}`" if report.problem is None else cells[-1]
+        cells = [_markdown_text(cell) for cell in _cells(report, ascii_only=False)]
+        cells[0] = f"`{report.store}`"
+        if report.problem is None:
+            cells[-1] = f"`{cells[-1]}`"
         lines.append("| " + " | ".join(cells) + " |")
     notes = _notes(reports)
     if notes:
-        lines.append("")
-        lines.extend(f"{note.replace('*', chr(92) + '*', 1)}  " for note in notes)
-        lines[-1] = lines[-1].rstrip()
+        # Two trailing spaces end a line inside a paragraph in Markdown.
+        lines.extend(["", *(f"{_markdown_text(note)}  " for note in notes[:-1])])
+        lines.append(_markdown_text(notes[-1]))
     return "\n".join(lines)
+
+
+def _markdown_text(text: str) -> str:
+    """Escape what Markdown would read as emphasis or a table border."""
+    return text.replace("*", "\\*").replace("|", "\\|")
 
 
 def _result_json(result: Result) -> dict[str, Any]:

@@ -7,7 +7,13 @@ from typing import Any
 from metricache.store import Capability, Store
 
 from metricache_conformance.catalogue import Check
-from metricache_conformance.checking import CheckFailed, expect, first_errors, run_threads
+from metricache_conformance.checking import (
+    CheckFailed,
+    expect,
+    first_errors,
+    plural,
+    run_threads,
+)
 from metricache_conformance.context import Context
 
 __all__ = ["CHECKS", "hammer"]
@@ -85,10 +91,12 @@ def concurrent_increments(ctx: Context) -> None:
     }
     if distributed:
         answers = ctx.workers("atomic.hammer", [args] * processes)
-        setup = f"{processes} processes x {threads} threads x {scale.increments:,}"
+        setup = " x ".join(
+            [plural(processes, "process"), plural(threads, "thread"), f"{scale.increments:,}"]
+        )
     else:
         answers = [hammer(ctx.store, args)]
-        setup = f"{threads} threads of one process x {scale.increments:,}"
+        setup = f"{plural(threads, 'thread')} of one process x {scale.increments:,}"
     broken = [a for a in answers if a["failed_threads"]]
     if broken:
         raise CheckFailed(

@@ -9,7 +9,14 @@ from typing import Any
 from metricache.store import Capability, Store
 
 from metricache_conformance.catalogue import Check
-from metricache_conformance.checking import CheckFailed, expect, first_errors, run_threads, short
+from metricache_conformance.checking import (
+    CheckFailed,
+    expect,
+    first_errors,
+    plural,
+    run_threads,
+    short,
+)
 from metricache_conformance.context import Context
 
 __all__ = ["CHECKS", "swap_increments"]
@@ -95,11 +102,11 @@ def contention(ctx: Context) -> None:
     if ctx.declares(Capability.DISTRIBUTED):
         processes = 2
         answers = ctx.workers("cas.swap_increments", [args] * processes)
-        setup = f"{processes} processes x {scale.threads} threads"
+        setup = f"{processes} processes x {plural(scale.threads, 'thread')}"
     else:
         processes = 1
         answers = [swap_increments(ctx.store, args)]
-        setup = f"{scale.threads} threads"
+        setup = plural(scale.threads, "thread")
     broken = [a for a in answers if a["failed_threads"]]
     if broken:
         raise CheckFailed(f"compare-and-swap updates failed ({setup}): {broken[0]['errors']}")

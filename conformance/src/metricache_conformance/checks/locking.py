@@ -22,6 +22,7 @@ from metricache_conformance.checking import (
     Inconclusive,
     expect,
     first_errors,
+    plural,
     retry_inconclusive,
     run_threads,
     short,
@@ -123,10 +124,10 @@ def mutual_exclusion(ctx: Context) -> None:
         answers = ctx.workers(
             "locking.contend", [{**args, "who": f"process-{n}"} for n in range(2)]
         )
-        setup = f"2 processes x {threads} threads x {scale.lock_rounds} rounds"
+        setup = f"2 processes x {plural(threads, 'thread')} x {plural(scale.lock_rounds, 'round')}"
     else:
         answers = [contend(ctx.store, {**args, "who": "thread"})]
-        setup = f"{threads} threads x {scale.lock_rounds} rounds"
+        setup = f"{plural(threads, 'thread')} x {plural(scale.lock_rounds, 'round')}"
     broken = [a for a in answers if a["failed_threads"]]
     if broken:
         raise CheckFailed(f"contenders failed ({setup}): {broken[0]['errors']}")
