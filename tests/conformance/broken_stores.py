@@ -5,7 +5,8 @@ process opened with the same ``space`` option, under one lock: increments,
 set-if-absent, compare-and-swap and the lease primitives are atomic, and
 ``apply_sync`` applies a batch once. It is not shared across processes, so it does
 not declare ``distributed``. Each broken store keeps every declaration and breaks
-exactly one promise; the conformance suite must name it.
+exactly one promise; the conformance suite must name it. One more declares nothing,
+so that its capabilities come from the core's live probe.
 """
 
 from __future__ import annotations
@@ -20,7 +21,13 @@ from metricache.sync.apply import apply_generic, current_epoch
 from metricache.sync.batch import OutcomeStatus, SyncBatch, SyncOutcome
 from metricache_memory import MemoryStore
 
-__all__ = ["CarelessLockStore", "LossyCounterStore", "PerClientStore", "ReferenceStore"]
+__all__ = [
+    "CarelessLockStore",
+    "LossyCounterStore",
+    "PerClientStore",
+    "ReferenceStore",
+    "UndeclaredStore",
+]
 
 
 @attrs.frozen(kw_only=True)
@@ -158,6 +165,13 @@ class PerClientStore(ReferenceStore):
         self._data = {}  # this client's alone: the broken promise
 
 
+class UndeclaredStore(ReferenceStore):
+    """The reference store declaring nothing: the core probes what it can do."""
+
+    name = "undeclared"
+    capabilities = None
+
+
 def reference_stores() -> Iterable[type[Store]]:
     """Every store class of this module."""
-    return [ReferenceStore, LossyCounterStore, CarelessLockStore, PerClientStore]
+    return [ReferenceStore, LossyCounterStore, CarelessLockStore, PerClientStore, UndeclaredStore]

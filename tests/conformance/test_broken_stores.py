@@ -104,6 +104,24 @@ def test_the_end_to_end_contract_fails_when_clients_do_not_share() -> None:
     assert "conformance_jobs is missing" in result.message
 
 
+def test_a_store_that_declares_nothing_is_held_to_what_the_probe_finds() -> None:
+    with Conformance(target("UndeclaredStore"), scale=SMALL) as suite:
+        # The probe's second client lives in this process and shares the space.
+        assert suite.declaration_source == "probe"
+        assert suite.declared == {
+            Capability.DISTRIBUTED,
+            Capability.ATOMIC,
+            Capability.CAS,
+            Capability.LOCKING,
+        }
+        result = suite.run("distributed.across_processes")
+    assert result.outcome is Outcome.FAILED
+    assert result.message == (
+        "claims 'distributed', but a client in another process did not see this "
+        "process's write: it read None"
+    )
+
+
 def test_the_command_line_names_the_broken_promise_and_exits_1(tmp_path: Path) -> None:
     result = subprocess.run(
         [

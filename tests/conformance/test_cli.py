@@ -126,7 +126,14 @@ def test_write_replaces_only_the_generated_region(tmp_path: Path) -> None:
         encoding="utf-8",
     )
     result = conformance(
-        "memory", "--format", "markdown", "--write", str(doc), "--check", "basics", cwd=tmp_path
+        "memory",
+        "--format",
+        "markdown",
+        "--write",
+        str(doc),
+        "--check",
+        "basics.maps",
+        cwd=tmp_path,
     )
     assert result.returncode == 0, result.stderr
     text = doc.read_text(encoding="utf-8")

@@ -25,6 +25,7 @@ __all__ = [
     "Result",
     "capability_status",
     "count",
+    "kept_capabilities",
 ]
 
 CAPABILITY_COLUMNS: tuple[Capability, ...] = (
@@ -94,13 +95,30 @@ def capability_status(
     return CapabilityStatus.NOT_DECLARED
 
 
+def kept_capabilities(
+    declared: frozenset[Capability], results: Sequence[Result]
+) -> list[Capability]:
+    """Return the capabilities the store keeps as far as ``results`` show.
+
+    That is the declared ones whose checks all passed, and the declared ones none of
+    whose checks ran (``--check`` chose others): the strategy rests on them.
+    """
+    kept = []
+    for capability in CAPABILITY_COLUMNS:
+        status = capability_status(capability, capability in declared, results)
+        if status.holds or (status is CapabilityStatus.NOT_RUN and capability in declared):
+            kept.append(capability)
+    return kept
+
+
 @attrs.frozen
 class MatrixRow:
     """A store's row of the compatibility matrix.
 
     ``basics`` says whether every check every store must pass did pass. ``strategy``
-    is what the verified capabilities give (:func:`metricache.sync.strategy.strategy_for`);
-    ``selected`` is what the core selects for the store, which must be the same.
+    is what the verified capabilities give (:func:`metricache.sync.strategy.strategy_for`;
+    a declared capability whose checks did not run counts as kept); ``selected`` is
+    what the core selects for the store, which must be the same.
     """
 
     store: str
@@ -141,12 +159,6 @@ class Report:
         """Whether the store keeps every promise it makes (and the suite could run)."""
         return self.problem is None and not self.failures
 
-    @property
-    def verified(self) -> frozenset[Capability]:
-        """The declared capabilities whose checks all passed."""
-        row = self.row()
-        return frozenset(c for c, status in row.cells if status.holds)
-
     def row(self) -> MatrixRow:
         """Return the store's row of the matrix."""
         cells = tuple(
@@ -155,12 +167,11 @@ class Report:
         basics = self.problem is None and all(
             r.outcome is not Outcome.FAILED for r in self.results if r.capability is None
         )
-        verified = [c for c, status in cells if status.holds]
         return MatrixRow(
             store=self.store,
             basics=basics,
             cells=cells,
-            strategy=strategy_for(verified),
+            strategy=strategy_for(kept_capabilities(self.declared, self.results)),
             selected=self.selected,
         )
 

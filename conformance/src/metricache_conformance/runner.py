@@ -140,7 +140,9 @@ class Conformance:
         if declared and error is None:
             return Result(check.name, capability, Outcome.PASSED, duration)
         if declared:
-            message = f"declares '{capability.value}', but {error}"
+            # A capability found by a detector or the live probe is claimed, not declared.
+            verb = "declares" if self.declaration_source == "declared" else "claims"
+            message = f"{verb} '{capability.value}', but {error}"
             return Result(check.name, capability, Outcome.FAILED, duration, message)
         if error is None:
             message = f"not declared: {capability.value}, yet the check passes"

@@ -13,7 +13,7 @@ import gc
 from typing import Any
 
 from metricache.registry import Registry
-from metricache.store import Capability, Store
+from metricache.store import Store
 from metricache.sync.reader import merged_snapshot
 from metricache.sync.strategy import Strategy, select_strategy, strategy_for
 from metricache.sync.syncer import Syncer
@@ -22,7 +22,7 @@ from metricache_conformance import scenario
 from metricache_conformance.catalogue import Check
 from metricache_conformance.checking import CheckFailed
 from metricache_conformance.context import Context
-from metricache_conformance.results import CapabilityStatus, capability_status
+from metricache_conformance.results import kept_capabilities
 
 __all__ = ["CHECKS", "sync_instance"]
 
@@ -110,15 +110,7 @@ def end_to_end(ctx: Context) -> None:
 def strategy_matches_row(ctx: Context) -> None:
     """The strategy the core selects equals the one the store's matrix row gives."""
     choice = select_strategy(ctx.store, twin=ctx.client())
-    results = ctx.results()
-    kept: list[Capability] = []
-    for capability in Capability:
-        status = capability_status(capability, capability in ctx.declared, results)
-        # A declared capability none of whose checks ran in this session counts as kept.
-        if status is CapabilityStatus.VERIFIED or (
-            status is CapabilityStatus.NOT_RUN and capability in ctx.declared
-        ):
-            kept.append(capability)
+    kept = kept_capabilities(ctx.declared, ctx.results())
     row = strategy_for(kept)
     if choice.strategy is not row:
         names = ", ".join(c.value for c in kept) or "none"
