@@ -14,6 +14,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterable
+from typing import ClassVar
 
 import attrs
 from metricache.store import Capability, Store, parse_int, ttl_ms
@@ -56,7 +57,7 @@ class ReferenceStore(MemoryStore):
     """A memory store that keeps every promise but ``distributed``, within one process."""
 
     name = "reference"
-    capabilities = frozenset(
+    capabilities: ClassVar[frozenset[Capability] | None] = frozenset(
         {Capability.ATOMIC, Capability.CAS, Capability.LOCKING, Capability.EXACTLY_ONCE}
     )
     options_class = ReferenceOptions
@@ -157,7 +158,7 @@ class PerClientStore(ReferenceStore):
     """Declares ``distributed`` but keeps each client's data to itself."""
 
     name = "per-client"
-    capabilities = ReferenceStore.capabilities | {Capability.DISTRIBUTED}
+    capabilities = frozenset(Capability)  # every promise, distributed included
 
     def __init__(self, options: ReferenceOptions | None = None) -> None:
         super().__init__(options)
