@@ -27,6 +27,8 @@ import cattrs
 from cattrs.errors import ForbiddenExtraKeysError
 
 from metricache.errors import ConfigError
+from metricache.events.mapping import EventMapping
+from metricache.events.settings import EventRoutingConfig, register_config_hooks
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -147,6 +149,8 @@ class Config:
     sync: SyncConfig = attrs.field(factory=SyncConfig)
     export: ExportConfig = attrs.field(factory=ExportConfig)
     serve: ServeConfig = attrs.field(factory=ServeConfig)
+    events: list[EventMapping] = attrs.field(factory=list)
+    event_routing: EventRoutingConfig = attrs.field(factory=EventRoutingConfig)
     source: str = attrs.field(default="", eq=False)
 
 
@@ -245,6 +249,7 @@ def make_converter() -> cattrs.Converter:
 
 
 _CONVERTER = make_converter()
+register_config_hooks(_CONVERTER)  # [[events]] and [event_routing] (metricache.events)
 
 
 def register_structure_hook(typ: Any, hook: Callable[[Any, Any], Any]) -> None:

@@ -7,7 +7,8 @@ need pluggy themselves.
 
 The hooks come in three groups, following the data flow:
 
-* **collection** — what becomes a metric: custom collectors, event handlers;
+* **collection** — what becomes a metric: custom collectors, event handlers,
+  event tracers;
 * **sync** — how metrics reach a store: store classes, capability detectors,
   the "cache synced" notification;
 * **export** — how a snapshot leaves: formats, exporters, export life cycle.
@@ -22,6 +23,7 @@ import pluggy
 
 if TYPE_CHECKING:
     from metricache.events import Event
+    from metricache.events.mapping import EventMapping
     from metricache.exporters import Exporter, ExportReport, ExportRequest
     from metricache.formats import Format
     from metricache.registry import Collector, Registry
@@ -57,6 +59,19 @@ def metricache_handle_event(event: Event, registry: Registry) -> None:
     Called once per kept event (sampling is already decided) for every plugin; each
     records what it wants in ``registry``. Raise nothing: errors are logged and
     counted by the router.
+    """
+
+
+@hookspec
+def metricache_trace_event(event: Event, mapping: EventMapping) -> None:
+    """Hand an event the event router sent to the traces backend to a tracing system.
+
+    Called once per kept event (sampling is already decided) for every plugin, from
+    the router's traces worker thread, never the publisher's: a slow tracer delays
+    no one, and when it falls behind, the bounded queue sheds low priorities first.
+    ``mapping`` gives the event's priority and metadata. The router also keeps the
+    latest events in its bounded in-memory recorder. Raise nothing: errors are
+    logged and counted by the router.
     """
 
 

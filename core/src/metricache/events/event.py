@@ -17,7 +17,11 @@ def _frozen_payload(payload: Mapping[str, Any] | None) -> Mapping[str, Any]:
 
 @attrs.frozen
 class Event:
-    """A named occurrence (``task.completed``) with a payload of plain values."""
+    """A named occurrence (``task.completed``) with a payload of plain values.
+
+    The router builds one for every event it keeps, after sampling: whatever
+    receives an Event (a metrics handler, a tracer, the log) never samples again.
+    """
 
     name: str
     payload: Mapping[str, Any] = attrs.field(factory=dict, converter=_frozen_payload)

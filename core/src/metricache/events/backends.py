@@ -1,0 +1,195 @@
+"""The three backends a kept event can go to: metrics, traces and logs.
+
+* :class:`MetricsBackend` calls every ``metricache_handle_event`` implementation
+  (the built-in one applies the registry's rules), in the publisher's thread:
+  recording a metric is an in-memory update.
+* :class:`TracesBackend` keeps the event in a bounded :class:`TraceRecorder` and
+  calls every ``metricache_trace_event`` implementation (a tracing plugin).
+* :class:`LogsBackend` writes one line per event to the ``metricache.events``
+  logger, with the event in structured ``extra`` fields.
+
+The router runs the traces and logs backends on worker threads behind bounded
+priority queues. Each implementation of a hook is called on its own, so one
+plugin that raises neither stops the others nor reaches the publisher; the
+backend reports ``(plugin, exception)`` to its ``on_error`` callback.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import deque
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import attrs
+
+from metricache.events.event import Event
+from metricache.events.mapping import EventMapping, Priority
+from metricache.plugins import get_plugin_manager
+from metricache.registry import Registry
+
+__all__ = [
+    "EVENT_LOGGER",
+    "LogsBackend",
+    "MetricsBackend",
+    "TraceRecord",
+    "TraceRecorder",
+    "TracesBackend",
+    "call_each",
+]
+
+EVENT_LOGGER = "metricache.events"
+"""The logger the logs backend writes to."""
+
+ErrorCallback = Callable[[str, BaseException], None]
+
+
+def call_each(hook_name: str, kwargs: Mapping[str, Any], on_error: ErrorCallback) -> int:
+    """Call every implementation of ``hook_name`` on its own; return how many ran cleanly.
+
+    pluggy stops at the first implementation that raises; event hooks must not, so
+    each is called separately (in pluggy's order, the last registered first) and
+    its error is reported to ``on_error`` with the plugin's name. Hook wrappers are
+    not supported for event hooks and are skipped.
+    """
+    caller = getattr(get_plugin_manager().hook, hook_name)
+    ok = 0
+    for impl in reversed(caller.get_hookimpls()):
+        if impl.wrapper or impl.hookwrapper:
+            continue
+        try:
+            impl.function(*[kwargs[name] for name in impl.argnames])
+        except Exception as exc:
+            on_error(impl.plugin_name, exc)
+        else:
+            ok += 1
+    return ok
+
+
+class MetricsBackend:
+    """Hands kept events to the event handlers, which record metrics in ``registry``."""
+
+    name = "metrics"
+
+    def __init__(self, registry: Registry, on_error: ErrorCallback) -> None:
+        self.registry = registry
+        self._on_error = on_error
+
+    def deliver(self, event: Event, mapping: EventMapping) -> None:
+        """Call every ``metricache_handle_event`` implementation with ``event``."""
+        call_each(
+            "metricache_handle_event",
+            {"event": event, "registry": self.registry},
+            self._on_error,
+        )
+
+
+@attrs.frozen
+class TraceRecord:
+    """One event as the trace recorder keeps it, with its mapping's priority and metadata."""
+
+    event: Event
+    priority: Priority
+    metadata: Mapping[str, object] = attrs.field(factory=dict, eq=False)
+
+
+class TraceRecorder:
+    """The latest ``capacity`` trace events, in memory.
+
+    Bounded on purpose (the engine this design comes from kept every trace for
+    ever): the oldest record makes room for a new one. ``recorded`` counts every
+    record ever made, ``evicted`` those that made room.
+    """
+
+    def __init__(self, capacity: int = 10_000) -> None:
+        if capacity < 1:
+            raise ValueError("capacity must be at least 1")
+        self.capacity = capacity
+        self._records: deque[TraceRecord] = deque(maxlen=capacity)
+        self._lock = threading.Lock()
+        self.recorded = 0
+        self.evicted = 0
+
+    def record(self, event: Event, mapping: EventMapping) -> None:
+        """Keep ``event``, evicting the oldest record when full."""
+        record = TraceRecord(event, mapping.priority, mapping.metadata)
+        with self._lock:
+            if len(self._records) == self.capacity:
+                self.evicted += 1
+            self._records.append(record)
+            self.recorded += 1
+
+    def records(self) -> list[TraceRecord]:
+        """Return the records held, oldest first."""
+        with self._lock:
+            return list(self._records)
+
+    def __len__(self) -> int:
+        return len(self._records)
+
+    def clear(self) -> None:
+        """Forget every record (the counts stay)."""
+        with self._lock:
+            self._records.clear()
+
+
+class TracesBackend:
+    """Records trace events in ``recorder`` and hands them to tracing plugins."""
+
+    name = "traces"
+
+    def __init__(self, recorder: TraceRecorder, on_error: ErrorCallback) -> None:
+        self.recorder = recorder
+        self._on_error = on_error
+
+    def deliver(self, event: Event, mapping: EventMapping) -> None:
+        """Record ``event``, then call every ``metricache_trace_event`` implementation."""
+        self.recorder.record(event, mapping)
+        call_each("metricache_trace_event", {"event": event, "mapping": mapping}, self._on_error)
+
+
+class LogsBackend:
+    """Writes one log record per event to ``logger`` (default ``metricache.events``).
+
+    The level is INFO unless the mapping's metadata names another in ``log_level``
+    (``"warning"``, ``"error"`` ...). The message is ``event NAME key=value ...``;
+    the record's ``extra`` fields are ``event_name``, ``event_payload`` (a dict),
+    ``event_priority``, ``event_timestamp`` and ``event_metadata``, for structured
+    log handlers.
+    """
+
+    name = "logs"
+
+    def __init__(self, logger: logging.Logger | None = None) -> None:
+        self.logger = logger or logging.getLogger(EVENT_LOGGER)
+
+    def deliver(self, event: Event, mapping: EventMapping) -> None:
+        """Log ``event`` at its mapping's level."""
+        level = _level(mapping.metadata.get("log_level"))
+        if not self.logger.isEnabledFor(level):
+            return
+        fields = " ".join(f"{key}={value!r}" for key, value in event.payload.items())
+        self.logger.log(
+            level,
+            "event %s %s",
+            event.name,
+            fields,
+            extra={
+                "event_name": event.name,
+                "event_payload": dict(event.payload),
+                "event_priority": mapping.priority.value,
+                "event_timestamp": event.timestamp,
+                "event_metadata": dict(mapping.metadata),
+            },
+        )
+
+
+def _level(value: object) -> int:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        level = logging.getLevelName(value.upper())
+        if isinstance(level, int):
+            return level
+    return logging.INFO

@@ -1,0 +1,220 @@
+"""The default event -> metric handler: a registry's :class:`RuleSet` applied to events.
+
+The built-in plugin :mod:`metricache.events.builtin` calls :func:`handle_event`
+from the ``metricache_handle_event`` hook, so the core's own event metrics go
+through the same hook as a third party's. Each registry has one rule set (the
+conventions with the default labels until :func:`configure_rules` says otherwise;
+an :class:`~metricache.events.router.EventRouter` given rules configures its
+registry's). Metrics are declared in the registry on first use.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import weakref
+from typing import Any
+
+from metricache.events.event import Event
+from metricache.events.rules import (
+    DURATION_FIELDS,
+    MetricRule,
+    RuleSet,
+    convention_names,
+    number_field,
+)
+from metricache.metrics import Counter, Gauge, Histogram, MetricBase
+from metricache.registry import Registry
+from metricache.snapshot import MetricType
+
+__all__ = ["EventMetrics", "configure_rules", "handle_event", "rules_for"]
+
+log = logging.getLogger("metricache.events")
+
+_lock = threading.Lock()
+_by_registry: weakref.WeakKeyDictionary[Registry, EventMetrics] = weakref.WeakKeyDictionary()
+
+
+def _problems_counter(registry: Registry) -> Counter:
+    return Counter(
+        "metricache_event_field_problems",
+        "Events whose payload lacked, or had an unusable, field a metric rule reads",
+        ["metric", "field", "problem"],
+        registry=registry,
+    )
+
+
+class EventMetrics:
+    """Applies ``rules`` to events, recording in ``registry``."""
+
+    def __init__(self, registry: Registry, rules: RuleSet) -> None:
+        self.registry = registry
+        self.rules = rules
+        self._metrics: dict[str, MetricBase[Any]] = {}
+        self._lock = threading.Lock()
+        self._problems: Counter = registry.self_metric("event_field_problems", _problems_counter)
+        self._reported: set[tuple[str, str]] = set()
+
+    def handle(self, event: Event) -> None:
+        """Record the metrics of ``event``; raise the first error after trying every rule."""
+        first_error: Exception | None = None
+        for rule in self.rules.matching(event.name):
+            try:
+                self._apply(rule, event)
+            except Exception as exc:
+                first_error = first_error or exc
+        if self.rules.conventions:
+            try:
+                self._apply_conventions(event)
+            except Exception as exc:
+                first_error = first_error or exc
+        if first_error is not None:
+            raise first_error
+
+    # -- explicit rules ---------------------------------------------------------------
+
+    def _apply(self, rule: MetricRule, event: Event) -> None:
+        payload = event.payload
+        labels = [_label_value(payload.get(key)) for key in rule.labels]
+        if rule.type is MetricType.COUNTER:
+            amount = 1.0
+            if rule.value:
+                found = self._number(rule, payload, rule.value)
+                if found is None:
+                    return
+                amount = found
+            self._counter(rule.metric, rule.help, rule.labels).labels(*labels).inc(amount)
+            return
+        value = self._number(rule, payload, rule.value)
+        if value is None:
+            return
+        if rule.type is MetricType.HISTOGRAM:
+            self._histogram(rule.metric, rule.help, rule.labels, rule.buckets or None).labels(
+                *labels
+            ).observe(value)
+        else:
+            self._gauge(rule).labels(*labels).set(value)
+
+    def _number(self, rule: MetricRule, payload: Any, key: str) -> float | None:
+        if key not in payload:
+            self._problem(rule.metric, key, "missing")
+            return None
+        value = number_field(payload, key)
+        if value is None:
+            self._problem(rule.metric, key, "not_a_number")
+        return value
+
+    def _problem(self, metric: str, key: str, problem: str) -> None:
+        self._problems.labels(metric, key, problem).inc()
+        if (metric, key) not in self._reported:
+            self._reported.add((metric, key))
+            log.warning(
+                "event rule for metric %r: payload field %r is %s (counted in "
+                "metricache_event_field_problems_total; reported once)",
+                metric,
+                key,
+                problem.replace("_", " "),
+            )
+
+    # -- conventions ------------------------------------------------------------------
+
+    def _apply_conventions(self, event: Event) -> None:
+        names = convention_names(event.name)
+        if names is None:
+            return
+        counter_name, histogram_name = names
+        payload = event.payload
+        label_names = self.rules.labels
+        labels = [_label_value(payload.get(key)) for key in label_names]
+        entity = event.name.rpartition(".")[0]
+        status = event.name.rpartition(".")[2]
+        self._counter(counter_name, f"{entity} events with status {status}", label_names).labels(
+            *labels
+        ).inc()
+        for key in DURATION_FIELDS:
+            if key in payload:
+                duration = number_field(payload, key)
+                if duration is None:
+                    self._problem(histogram_name, key, "not_a_number")
+                    return
+                self._histogram(
+                    histogram_name, f"Duration of {entity} runs", label_names, None
+                ).labels(*labels).observe(duration)
+                return
+
+    # -- declarations -----------------------------------------------------------------
+
+    def _declared(self, name: str) -> MetricBase[Any] | None:
+        return self._metrics.get(name)
+
+    def _keep(self, name: str, metric: MetricBase[Any]) -> None:
+        with self._lock:
+            self._metrics.setdefault(name, metric)
+
+    def _counter(self, name: str, help: str, labels: tuple[str, ...]) -> Counter:
+        found = self._declared(name)
+        if not isinstance(found, Counter):
+            found = Counter(
+                name, help or f"Events counted as {name}", labels, registry=self.registry
+            )
+            self._keep(name, found)
+        return found
+
+    def _histogram(
+        self, name: str, help: str, labels: tuple[str, ...], buckets: tuple[float, ...] | None
+    ) -> Histogram:
+        found = self._declared(name)
+        if not isinstance(found, Histogram):
+            found = Histogram(
+                name,
+                help or f"Event values observed as {name}",
+                labels,
+                registry=self.registry,
+                buckets=buckets or self.rules.buckets,
+            )
+            self._keep(name, found)
+        return found
+
+    def _gauge(self, rule: MetricRule) -> Gauge:
+        found = self._declared(rule.metric)
+        if not isinstance(found, Gauge):
+            found = Gauge(
+                rule.metric,
+                rule.help or f"Event values set as {rule.metric}",
+                rule.labels,
+                registry=self.registry,
+                merge=rule.merge,
+            )
+            self._keep(rule.metric, found)
+        return found
+
+
+def _label_value(value: object) -> str:
+    if value is None:
+        return ""
+    return value if isinstance(value, str) else str(value)
+
+
+def configure_rules(registry: Registry, rules: RuleSet) -> EventMetrics:
+    """Make ``rules`` the rules of ``registry``'s events (replacing earlier ones)."""
+    handler = EventMetrics(registry, rules)
+    with _lock:
+        _by_registry[registry] = handler
+    return handler
+
+
+def rules_for(registry: Registry) -> EventMetrics:
+    """Return the handler of ``registry`` (the conventions, unless configured)."""
+    handler = _by_registry.get(registry)
+    if handler is None:
+        with _lock:
+            handler = _by_registry.get(registry)
+            if handler is None:
+                handler = EventMetrics(registry, RuleSet())
+                _by_registry[registry] = handler
+    return handler
+
+
+def handle_event(event: Event, registry: Registry) -> None:
+    """Record the metrics ``event`` stands for in ``registry`` (the built-in handler)."""
+    rules_for(registry).handle(event)
