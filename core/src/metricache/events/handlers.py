@@ -83,17 +83,18 @@ class EventMetrics:
                 if found is None:
                     return
                 amount = found
-            self._counter(rule.metric, rule.help, rule.labels).labels(*labels).inc(amount)
+            counter = self._counter(rule.metric, rule.help, rule.labels)
+            (counter.labels(*labels) if labels else counter).inc(amount)
             return
         value = self._number(rule, payload, rule.value)
         if value is None:
             return
         if rule.type is MetricType.HISTOGRAM:
-            self._histogram(rule.metric, rule.help, rule.labels, rule.buckets or None).labels(
-                *labels
-            ).observe(value)
+            histogram = self._histogram(rule.metric, rule.help, rule.labels, rule.buckets or None)
+            (histogram.labels(*labels) if labels else histogram).observe(value)
         else:
-            self._gauge(rule).labels(*labels).set(value)
+            gauge = self._gauge(rule)
+            (gauge.labels(*labels) if labels else gauge).set(value)
 
     def _number(self, rule: MetricRule, payload: Any, key: str) -> float | None:
         if key not in payload:
@@ -128,18 +129,18 @@ class EventMetrics:
         labels = [_label_value(payload.get(key)) for key in label_names]
         entity = event.name.rpartition(".")[0]
         status = event.name.rpartition(".")[2]
-        self._counter(counter_name, f"{entity} events with status {status}", label_names).labels(
-            *labels
-        ).inc()
+        counter = self._counter(counter_name, f"Events {entity}.{status}", label_names)
+        (counter.labels(*labels) if labels else counter).inc()
         for key in DURATION_FIELDS:
             if key in payload:
                 duration = number_field(payload, key)
                 if duration is None:
                     self._problem(histogram_name, key, "not_a_number")
                     return
-                self._histogram(
-                    histogram_name, f"Duration of {entity} runs", label_names, None
-                ).labels(*labels).observe(duration)
+                histogram = self._histogram(
+                    histogram_name, f"Duration of {entity} runs in seconds", label_names, None
+                )
+                (histogram.labels(*labels) if labels else histogram).observe(duration)
                 return
 
     # -- declarations -----------------------------------------------------------------
