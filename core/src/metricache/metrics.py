@@ -378,6 +378,8 @@ class MetricBase(Generic[ChildT]):
     ) -> None:
         if not isinstance(documentation, str):
             raise TypeError("documentation must be a str")
+        if not documentation.isascii() and _not_utf8(documentation):
+            raise ValueError(f"the documentation of {name!r} is not valid UTF-8 text{_SURROGATE}")
         # A counter's ``_total`` goes before the unit is appended, as in prometheus_client:
         # Counter("sent_total", unit="bytes") is the family ``sent_bytes``.
         self.name = full_metric_name(self._base_name(name), namespace, subsystem, unit)
@@ -504,7 +506,17 @@ class MetricBase(Generic[ChildT]):
                 f"metric {self.name!r} takes {len(self.labelnames)} label values "
                 f"{list(self.labelnames)}, got {len(labelvalues)}"
             )
-        return tuple(v if type(v) is str else str(v) for v in labelvalues)
+        values = tuple(v if type(v) is str else str(v) for v in labelvalues)
+        for position, value in enumerate(values):
+            # Stores and formats write UTF-8: a value that has no UTF-8 form would make
+            # every later sync and rendering fail, so it is refused here, where it is made.
+            if not value.isascii() and _not_utf8(value):
+                raise ValueError(
+                    f"metric {self.name!r}: the value of label "
+                    f"{self.labelnames[position]!r}, {ascii(value)[:60]}, is not valid "
+                    f"UTF-8 text{_SURROGATE}"
+                )
+        return values
 
     def _child_slow(self, labelvalues: Sequence[object]) -> ChildT:
         key = self._check_values(labelvalues)
@@ -797,6 +809,22 @@ class Histogram(MetricBase[HistogramChild]):
             unit=self.unit,
             buckets=self._upper_bounds,
         )
+
+
+_SURROGATE = (
+    " (it holds a lone surrogate, as os.fsdecode() or errors='surrogateescape' make of "
+    "bytes that are not UTF-8; decode such bytes with errors='replace' or "
+    "'backslashreplace' instead)"
+)
+
+
+def _not_utf8(text: str) -> bool:
+    """Whether ``text`` has no UTF-8 form (it holds a lone surrogate)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 def _check_buckets(buckets: Sequence[float]) -> tuple[float, ...]:
