@@ -31,6 +31,8 @@ import enum
 import json
 import logging
 import math
+import random
+import time
 from collections.abc import Iterable, Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -298,7 +300,7 @@ class Store:
         re-registers what it needs once per retention window).
         """
         use_cas = self.declares(Capability.CAS)
-        for _ in range(64):
+        for attempt in range(64):
             raw = self.get(key)
             try:
                 current = decode_map(key, raw)
@@ -318,6 +320,9 @@ class Store:
                 return
             if self.compare_and_swap(key, raw, encoded, ttl):
                 return
+            # Lost a race with another writer: back off a random, growing while so
+            # that contenders stop colliding.
+            time.sleep(random.uniform(0, min(0.0005 * 2**attempt, 0.05)))
         raise StoreError(f"merge_map({key!r}): too much contention, gave up after 64 tries")
 
     def replace_map(self, key: bytes, entries: Mapping[str, str], ttl: float) -> None:
