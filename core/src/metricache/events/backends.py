@@ -133,6 +133,10 @@ class TraceRecorder:
         with self._lock:
             self._records.clear()
 
+    def _after_fork(self) -> None:
+        # A parent thread may have held the lock at fork time.
+        self._lock = threading.Lock()
+
 
 class TracesBackend:
     """Records trace events in ``recorder`` and hands them to tracing plugins."""

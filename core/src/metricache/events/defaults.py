@@ -26,7 +26,7 @@ LIFECYCLE_ENTITIES = ("task", "step", "workflow")
 _M, _T, _L = Backend.METRICS, Backend.TRACES, Backend.LOGS
 
 
-def _outcomes(entity: str, failed: Priority) -> list[EventMapping]:
+def _outcomes(entity: str, failed: Priority, level: str) -> list[EventMapping]:
     return [
         EventMapping(event=f"{entity}.started", backends=(_M, _T), priority=Priority.LOW),
         EventMapping(event=f"{entity}.completed", backends=(_M, _T)),
@@ -34,7 +34,7 @@ def _outcomes(entity: str, failed: Priority) -> list[EventMapping]:
             event=f"{entity}.failed",
             backends=(_M, _T, _L),
             priority=failed,
-            metadata={"log_level": "warning"},
+            metadata={"log_level": level},
         ),
         EventMapping(event=f"{entity}.cancelled", backends=(_M, _T, _L)),
     ]
@@ -45,14 +45,14 @@ def _traced(*names: str, priority: Priority = Priority.LOW) -> list[EventMapping
 
 
 DEFAULT_MAPPINGS: tuple[EventMapping, ...] = (
-    *_outcomes("task", Priority.HIGH),
+    *_outcomes("task", Priority.HIGH, "warning"),
     *_traced(
         "task.initialize_requested",
         "task.start_requested",
         "task.retry_requested",
     ),
     EventMapping(event="task.resolved_manually", backends=(_T, _L)),
-    *_outcomes("step", Priority.HIGH),
+    *_outcomes("step", Priority.HIGH, "warning"),
     *_traced(
         "step.initialize_requested",
         "step.execution_requested",
@@ -65,7 +65,7 @@ DEFAULT_MAPPINGS: tuple[EventMapping, ...] = (
         priority=Priority.HIGH,
         metadata={"log_level": "warning"},
     ),
-    *_outcomes("workflow", Priority.CRITICAL),
+    *_outcomes("workflow", Priority.CRITICAL, "error"),
     *_traced(
         "workflow.viable_steps_discovered",
         "workflow.no_viable_steps",

@@ -11,6 +11,7 @@ registry's). Metrics are declared in the registry on first use.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import weakref
 from typing import Any
@@ -219,3 +220,15 @@ def rules_for(registry: Registry) -> EventMetrics:
 def handle_event(event: Event, registry: Registry) -> None:
     """Record the metrics ``event`` stands for in ``registry`` (the built-in handler)."""
     rules_for(registry).handle(event)
+
+
+def _after_fork_in_child() -> None:
+    # Locks held by a parent thread at fork time would stay held in the child.
+    global _lock
+    _lock = threading.Lock()
+    for handler in list(_by_registry.values()):
+        handler._lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)

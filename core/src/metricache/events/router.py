@@ -530,6 +530,7 @@ class EventRouter:
     def _after_fork(self) -> None:
         self._write_lock = threading.Lock()
         self._counts.lock = threading.Lock()
+        self.traces._after_fork()
         for lane in self._lanes.values():
             lane._after_fork()
 

@@ -1,0 +1,29 @@
+"""docs/events.md says what the code does: its table of default mappings is the real one."""
+
+from __future__ import annotations
+
+import re
+
+from metricache.events import DEFAULT_MAPPINGS
+
+from tests.events.cli import ROOT
+
+_ROW = re.compile(r"^\| `([^`]+)` \| ([a-z, ]+) \| (\w+) \| ([^|]*)\|$")
+
+
+def test_the_default_mappings_table_matches_the_code() -> None:
+    text = (ROOT / "docs" / "events.md").read_text(encoding="utf-8")
+    section = text.split("## The default mappings", 1)[1].split("\n## ", 1)[0]
+    documented = []
+    for line in section.splitlines():
+        found = _ROW.match(line)
+        if found:
+            metadata = dict(
+                item.strip().split("=", 1) for item in found[4].split(",") if item.strip()
+            )
+            documented.append((found[1], found[2].split(", "), found[3], metadata))
+    actual = [
+        (m.event, [b.value for b in m.backends], m.priority.value, dict(m.metadata))
+        for m in DEFAULT_MAPPINGS
+    ]
+    assert documented == actual
