@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import builtins
 import os
+import random
 import secrets
+import time
 from collections.abc import Iterable, Mapping
 from typing import Any, NewType
 
@@ -498,7 +500,7 @@ class MemcachedStore(Store):
         Two round trips when nothing else writes the map at the same time.
         """
         mkey = safe_key(key)
-        for _ in range(64):
+        for attempt in range(64):
             item, token, raw = self._read_for_swap(key, mkey)
             try:
                 current = decode_map(key, raw)
@@ -517,4 +519,6 @@ class MemcachedStore(Store):
                 continue  # expired between the read and the touch: write it again
             if self._swap(mkey, item, token, encode_map(merged), ttl):
                 return
+            # Lost a race: back off a random, growing while so contenders spread out.
+            time.sleep(random.uniform(0, min(0.0005 * 2**attempt, 0.05)))
         raise StoreError(f"merge_map({key!r}): too much contention, gave up after 64 tries")
