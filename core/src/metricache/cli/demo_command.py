@@ -198,8 +198,6 @@ class _Progress:
     started: float
     duration: float
     url: str
-    store: str
-    mode: str
     events: int = 0
     tasks: int = 0
     series: int | None = None
@@ -225,7 +223,7 @@ class _Progress:
         elapsed = min(time.monotonic() - self.started, self.duration)
         series = "?" if self.series is None else str(self.series)
         return [
-            f"  elapsed     {elapsed:5.1f} / {self.duration:g} s   ({self.mode})",
+            f"  elapsed     {elapsed:5.1f} / {self.duration:g} s",
             f"  events      {self.events} published, {self.rate:.0f}/s",
             f"  tasks       {self.tasks} run",
             f"  series      {series} in the store's view",
@@ -603,9 +601,7 @@ def run(args: argparse.Namespace) -> int:
             if local
             else f"{args.workers} worker process(es), store {store.describe()}, {strategy.value}"
         )
-        progress = _Progress(
-            time.monotonic(), args.duration, "(not served)", store.describe(), mode
-        )
+        progress = _Progress(time.monotonic(), args.duration, "(not served)")
         print(f"metricache demo: {mode}")
         print(f"  namespace {config.sync.namespace}, sync every {args.interval:g} s")
 

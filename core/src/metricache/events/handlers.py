@@ -36,6 +36,9 @@ _lock = threading.Lock()
 _by_registry: weakref.WeakKeyDictionary[Registry, EventMetrics] = weakref.WeakKeyDictionary()
 
 
+_UNPLANNED: Any = object()
+
+
 def _problems_counter(registry: Registry) -> Counter:
     return Counter(
         "metricache_event_field_problems",
@@ -55,6 +58,7 @@ class EventMetrics:
         self._lock = threading.Lock()
         self._problems: Counter = registry.self_metric("event_field_problems", _problems_counter)
         self._reported: set[tuple[str, str]] = set()
+        self._plans: dict[str, tuple[Counter, str, str] | None] = {}
 
     def handle(self, event: Event) -> None:
         """Record the metrics of ``event``; raise the first error after trying every rule."""
@@ -121,16 +125,15 @@ class EventMetrics:
     # -- conventions ------------------------------------------------------------------
 
     def _apply_conventions(self, event: Event) -> None:
-        names = convention_names(event.name)
-        if names is None:
+        plan = self._plans.get(event.name, _UNPLANNED)
+        if plan is _UNPLANNED:
+            plan = self._plan(event.name)
+        if plan is None:
             return
-        counter_name, histogram_name = names
+        counter, histogram_name, entity = plan
         payload = event.payload
         label_names = self.rules.labels
         labels = [_label_value(payload.get(key)) for key in label_names]
-        entity = event.name.rpartition(".")[0]
-        status = event.name.rpartition(".")[2]
-        counter = self._counter(counter_name, f"Events {entity}.{status}", label_names)
         (counter.labels(*labels) if labels else counter).inc()
         for key in DURATION_FIELDS:
             if key in payload:
@@ -143,6 +146,19 @@ class EventMetrics:
                 )
                 (histogram.labels(*labels) if labels else histogram).observe(duration)
                 return
+
+    def _plan(self, event_name: str) -> tuple[Counter, str, str] | None:
+        """Resolve (and remember, for up to 4096 names) the conventional metrics of a name."""
+        names = convention_names(event_name)
+        plan = None
+        if names is not None:
+            counter_name, histogram_name = names
+            entity, _, status = event_name.rpartition(".")
+            counter = self._counter(counter_name, f"Events {entity}.{status}", self.rules.labels)
+            plan = (counter, histogram_name, entity)
+        if len(self._plans) < 4096:
+            self._plans[event_name] = plan
+        return plan
 
     # -- declarations -----------------------------------------------------------------
 
