@@ -32,7 +32,14 @@ class Setup:
         self.orders.labels("eu").inc(3)
         self.store = TouchRecordingStore()
         self.syncer = metricache.Syncer(
-            self.registry, self.store, instance_id=INSTANCE, retention=timing.retention
+            self.registry,
+            self.store,
+            instance_id=INSTANCE,
+            retention=timing.retention,
+            # The saved view lives as long as shared data would, so the TTL arithmetic
+            # below is the retention window's (an extension starts from the longest life
+            # a key can have had).
+            local_state_ttl=timing.retention,
         )
         assert self.syncer.flush().ok
         self.clock = ManualClock(0.0)

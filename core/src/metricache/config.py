@@ -112,9 +112,12 @@ class ExportConfig:
     ``interval`` seconds (default: ``sync.retention - safety_margin - timeout``),
     each allowed ``timeout`` seconds; failed ones retried ``retries`` times after
     ``backoff_base`` seconds, doubling, at most ``backoff_cap``; a dead lease holder
-    replaced after ``lease_ttl`` seconds (default: ``timeout``).
+    replaced after ``lease_ttl`` seconds (default: ``timeout``). With ``schedule =
+    true``, :func:`metricache.start` runs the coordinator in process next to the
+    syncer (``metricache export --schedule`` runs it in the foreground).
     """
 
+    schedule: bool = False
     format: str = "prometheus"
     exporter: str = "stdout"
     options: dict[str, OptionValue] = attrs.field(factory=dict)

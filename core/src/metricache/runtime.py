@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import atexit
+import weakref
+from typing import TYPE_CHECKING
+
 from metricache.config import Config, load_config
 from metricache.registry import REGISTRY, Registry
 from metricache.snapshot import Snapshot
@@ -10,7 +14,10 @@ from metricache.store_plugins import open_store_from_config
 from metricache.sync.reader import merged_snapshot
 from metricache.sync.syncer import Syncer
 
-__all__ = ["read_view", "start", "syncer_from_config"]
+if TYPE_CHECKING:
+    from metricache.export.coordinator import ExportCoordinator
+
+__all__ = ["coordinator_of", "read_view", "start", "syncer_from_config"]
 
 
 def syncer_from_config(
@@ -34,11 +41,27 @@ def start(config: Config | str | None = None, registry: Registry = REGISTRY) -> 
 
     ``metricache.start()`` is all a program needs: it reads ``metricache.toml`` (or
     ``[tool.metricache]``) and ``METRICACHE_*``, opens the store and syncs every
-    ``sync.interval`` seconds until exit.
+    ``sync.interval`` seconds until exit. With ``[export] schedule = true`` it also
+    runs the export coordinator in process (see :func:`coordinator_of`).
     """
     if not isinstance(config, Config):
         config = load_config(config)
-    return syncer_from_config(config, registry).start()
+    syncer = syncer_from_config(config, registry).start()
+    if config.export.schedule:
+        from metricache.export.coordinator import ExportCoordinator
+
+        coordinator = ExportCoordinator.from_config(config, syncer=syncer, registry=registry)
+        _coordinators[syncer] = coordinator.start()
+        atexit.register(coordinator.stop, 5.0)
+    return syncer
+
+
+def coordinator_of(syncer: Syncer) -> ExportCoordinator | None:
+    """Return the export coordinator :func:`start` runs next to ``syncer``, if any."""
+    return _coordinators.get(syncer)
+
+
+_coordinators: weakref.WeakKeyDictionary[Syncer, ExportCoordinator] = weakref.WeakKeyDictionary()
 
 
 def read_view(config: Config, store: Store, instance_id: str | None = None) -> Snapshot:

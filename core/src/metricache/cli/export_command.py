@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
+import threading
 from collections.abc import Sequence
+from types import FrameType
 from typing import Any
+
+import attrs
 
 from metricache.cli.common import (
     CommandError,
@@ -37,6 +42,8 @@ examples:
       --exporter-option url=https://collector.example/ingest \\
       --exporter-option bearer_token_env=COLLECTOR_TOKEN
       POST the JSON document with a bearer token read from $COLLECTOR_TOKEN
+  metricache export --schedule --format openmetrics --output /var/lib/m/{timestamp}.om
+      keep exporting before the store's data expires, one instance per period
   metricache export --instance web-1
       export one instance's view from a local_only store (file, memory) that holds
       the views of several
@@ -150,6 +157,13 @@ def register(
         metavar="ID",
         help="the instance whose view to export, for local_only stores that hold several",
     )
+    parser.add_argument(
+        "--schedule",
+        action="store_true",
+        help="keep exporting on the coordinator's schedule (every export.interval, before "
+        "what is exported expires; one instance per period on stores with locking) "
+        "until SIGINT or SIGTERM; see docs/export-coordination.md",
+    )
     parser.set_defaults(run=run)
 
 
@@ -192,8 +206,49 @@ def _open_exporters(
     return exporters
 
 
+def _schedule(config: Config, format_name: str, exporters: list[Exporter]) -> int:
+    """Run the export coordinator in the foreground until SIGINT or SIGTERM."""
+    from metricache.export.coordinator import ExportCoordinator, TickResult
+
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    def show(result: TickResult) -> None:
+        parts = [f"period {result.period}: {result.action.value}"]
+        if result.attempt > 1:
+            parts.append(f"attempt {result.attempt}")
+        if result.late_by:
+            parts.append(f"{result.late_by:.1f} s late")
+        if result.extended_by:
+            parts.append(f"TTL extended by {result.extended_by:.1f} s")
+        if result.retry_in is not None:
+            parts.append(f"retry in {result.retry_in:g} s")
+        if result.error:
+            parts.append(result.error)
+        print("export " + ", ".join(parts), flush=True)
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    coordinator = ExportCoordinator.from_config(
+        attrs.evolve(config, export=attrs.evolve(config.export, format=format_name)),
+        exporters=exporters,
+        on_result=show,
+    )
+    print(
+        f"exporting {format_name} every {coordinator.timing.period:g} s "
+        f"({coordinator.strategy.value}); stop with Ctrl-C",
+        flush=True,
+    )
+    with coordinator:
+        stop.wait()
+    coordinator.store.close()
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
-    """Export once; return 0 when every exporter delivered."""
+    """Export once (or on a schedule); return 0 when every exporter delivered."""
     config = load(args)
     format_name = args.format or config.export.format
     try:
@@ -202,6 +257,8 @@ def run(args: argparse.Namespace) -> int:
         raise CommandError(str(exc)) from None
     from_config = not getattr(args, _EXPORTERS, None)
     exporters = _open_exporters(_exporter_specs(args, config), from_config)
+    if args.schedule:
+        return _schedule(config, fmt.name, exporters)
 
     store = open_configured_store(config)
     try:

@@ -242,6 +242,7 @@ class ExportCoordinator:
         clock: Callable[[], float] = time.time,
         registry: Registry = REGISTRY,
         on_result: Callable[[TickResult], None] | None = None,
+        local_state_ttl: float | None = None,
     ) -> None:
         if not exporters:
             raise ValueError("an export coordinator needs at least one exporter")
@@ -265,6 +266,11 @@ class ExportCoordinator:
             instance_id = syncer.instance.id if syncer is not None else current_instance().id
         self.instance_id = instance_id
         self.syncer = syncer
+        # How long a local_only store keeps an instance's saved view (an extension
+        # must never shorten it).
+        if local_state_ttl is None:
+            local_state_ttl = syncer.local_state_ttl if syncer is not None else 86400.0
+        self.local_state_ttl = float(local_state_ttl)
         self._clock = clock
         self._registry = registry
         self._metrics = _export_metrics(registry)
@@ -333,6 +339,7 @@ class ExportCoordinator:
             clock=clock,
             registry=registry,
             on_result=on_result,
+            local_state_ttl=config.sync.local_state_ttl,
         )
 
     # -- keys ----------------------------------------------------------------------------
@@ -551,10 +558,14 @@ class ExportCoordinator:
         return True
 
     def _extend_local(self, keyspace: Keyspace, extra: float) -> int:
+        # A saved view lives for local_state_ttl: extend from the longest life it can
+        # have had, so the extension never shortens it.
+        longest = max(self.local_state_ttl, keyspace.retention)
         ikey = instance_key(self.instance_id)
-        views = self.store.touch_many([keyspace.local(ikey)], keyspace.retention + extra)
-        registrations = [keyspace.instances(g) for g in keyspace.read_generations()]
-        found = self.store.touch_many(registrations, keyspace.generation_ttl + extra)
+        views = self.store.touch_many([keyspace.local(ikey)], longest + extra)
+        found = self.store.touch_many(
+            [keyspace.local_instances()], longest + keyspace.generation_ttl + extra
+        )
         return len(views) + len(found)
 
     def _attempt(self, job: _Job, now: float) -> TickResult:

@@ -9,10 +9,10 @@ key                                 holds                                 TTL
 ==================================  ====================================  ===============
 ``NS:epoch``                        random token naming the store's       retention
                                     current life (a flush loses it)
-``NS:fam:GEN``                      map family -> metadata JSON           2 x retention
-``NS:idx:FAMILY:GEN``               map series id -> label values JSON    2 x retention
-``NS:inst:GEN``                     map instance key -> instance id       2 x retention
-``NS:frac:GEN``                     map family -> "1" when billionths     2 x retention
+``NS:fam:GEN``                      map family -> metadata JSON           generation TTL
+``NS:idx:FAMILY:GEN``               map series id -> label values JSON    generation TTL
+``NS:inst:GEN``                     map instance key -> instance id       generation TTL
+``NS:frac:GEN``                     map family -> "1" when billionths     generation TTL
                                     were sent (else ``f`` parts are 0)
 ``NS:g:IKEY``                       map series id -> ``[value, stamp]``   liveness TTL
                                     plus ``@`` -> instance id and time
@@ -26,11 +26,12 @@ Counters and histogram sums are kept in fixed point as two integers: whole units
 (``i``) and billionths (``f``), so sums are exact whatever order instances add them
 in. A histogram keeps one integer per bucket (``b0`` ...); its count is their sum.
 
-Registrations (``fam``, ``idx``, ``inst``) live in *generations* of one retention
-window each. An instance registers a series once per generation, readers read the
-previous, current and next generation, and registrations of series nobody touches
+Registrations (``fam``, ``idx``, ``inst``, ``frac``) live in *generations* of
+:data:`GENERATION` seconds. An instance registers a series once per generation in
+which it sends something for it; readers read the generations that cover their
+retention window (plus one on each side), and registrations of series nobody touches
 any more disappear with their generation: nothing needs pruning, and the cost of a
-read follows the series alive in the last two windows.
+read follows the series alive in the retention window.
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ from metricache.snapshot import GaugeMerge, MetricType
 
 __all__ = [
     "FRACTION_SCALE",
+    "GENERATION",
     "INT64_MAX",
     "FamilyMeta",
     "Keyspace",
@@ -59,6 +61,9 @@ __all__ = [
     "split_fixed",
 ]
 
+GENERATION = 300.0
+"""Seconds per registration generation. Fixed, so that every writer and reader
+numbers generations alike whatever retention each was configured with."""
 FRACTION_SCALE = 1_000_000_000
 INT64_MAX = 2**63 - 1
 
@@ -191,17 +196,23 @@ class Keyspace:
     def generation(self, now: float | None = None) -> int:
         """Return the registration generation of ``now`` (wall clock)."""
         moment = time.time() if now is None else now
-        return int(moment // self.retention)
+        return int(moment // GENERATION)
 
     def read_generations(self, now: float | None = None) -> list[int]:
-        """Return the generations a reader consults: previous, current, next."""
-        gen = self.generation(now)
-        return [gen - 1, gen, gen + 1]
+        """Return the generations a reader consults.
+
+        They cover the retention window before ``now`` plus one generation on each
+        side (for clocks that disagree): a series whose values are still alive was
+        registered in one of them.
+        """
+        moment = time.time() if now is None else now
+        first = self.generation(moment - self.retention) - 1
+        return list(range(first, self.generation(moment) + 2))
 
     @property
     def generation_ttl(self) -> float:
         """How long a generation's registrations live after their last write."""
-        return 2 * self.retention + 60.0
+        return self.retention + 2 * GENERATION + 60.0
 
     def epoch(self) -> bytes:
         """The key of the store's epoch token."""

@@ -385,6 +385,5 @@ def extend_retention(store: Store, keyspace: Keyspace, extra: float) -> int:
     if not extra > 0:
         raise ValueError("extra must be > 0 seconds")
     values, registration = covered_keys(store, keyspace)
-    touched = store.touch_many(values, keyspace.retention + extra)
-    touched |= store.touch_many(registration, keyspace.generation_ttl + extra)
-    return len(touched)
+    touched = len(store.touch_many(values, keyspace.retention + extra))
+    return touched + len(store.touch_many(registration, keyspace.generation_ttl + extra))
