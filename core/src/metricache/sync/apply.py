@@ -11,27 +11,55 @@ sends only the rest again. An increment whose answer was lost may be sent twice
 
 from __future__ import annotations
 
-from metricache.errors import OutcomeUnknown
+import re
+
+from metricache.errors import CorruptValue, OutcomeUnknown
 from metricache.store import Capability, Store
 from metricache.sync.batch import OutcomeStatus, PartialApply, SyncBatch, SyncOutcome
 
-__all__ = ["apply_generic", "current_epoch"]
+__all__ = ["EPOCH", "apply_generic", "current_epoch"]
+
+
+EPOCH = re.compile(rb"[0-9A-Za-z_-]{1,64}")
+"""What an epoch token looks like (the syncer proposes hex ones)."""
 
 
 def current_epoch(store: Store, batch: SyncBatch) -> str:
-    """Return the store's epoch, installing ``batch.proposed_epoch`` if it has none."""
+    """Return the store's epoch, installing ``batch.proposed_epoch`` if it has none.
+
+    A key that holds something else than an epoch token (bytes written behind
+    metricache's back) is reported and replaced by the proposed epoch: an epoch that
+    cannot be read is another epoch, so every instance re-sends its totals, as after
+    a flush. Left in place, it would stop every sync until it expires.
+    """
     key = batch.keyspace.epoch()
-    raw = store.get(key)
-    if raw is not None:
-        return raw.decode("ascii", "replace")
     proposed = batch.proposed_epoch.encode("ascii")
-    if store.declares(Capability.CAS) or store.declares(Capability.LOCKING):
-        if not store.add(key, proposed, batch.retention):
-            raw = store.get(key)
-            return raw.decode("ascii", "replace") if raw is not None else batch.proposed_epoch
-        return batch.proposed_epoch
-    store.set(key, proposed, batch.retention)
-    return batch.proposed_epoch
+    cas = store.declares(Capability.CAS)
+    for _ in range(3):
+        raw = store.get(key)
+        if raw is not None and EPOCH.fullmatch(raw):
+            return raw.decode("ascii")
+        if not (cas or store.declares(Capability.LOCKING)):
+            if raw is not None:
+                store.on_corrupt(CorruptValue(f"{key!r} does not hold an epoch; replaced"))
+            store.set(key, proposed, batch.retention)
+            return batch.proposed_epoch
+        if raw is None:
+            if store.add(key, proposed, batch.retention):
+                return batch.proposed_epoch
+            # Refused, yet nothing readable is there: the store skipped (and reported)
+            # bytes it could not decode. Replace them like any unreadable epoch.
+            if cas and store.compare_and_swap(key, None, proposed, batch.retention):
+                return batch.proposed_epoch
+            continue
+        store.on_corrupt(CorruptValue(f"{key!r} does not hold an epoch ({raw[:30]!r}); replaced"))
+        if cas:
+            if store.compare_and_swap(key, raw, proposed, batch.retention):
+                return batch.proposed_epoch
+        else:
+            store.compare_and_delete(key, raw)  # then installed on the next turn
+        # Otherwise another instance replaced it first: read what it installed.
+    raise CorruptValue(f"{key!r} keeps holding something that is not an epoch")
 
 
 def apply_generic(store: Store, batch: SyncBatch) -> SyncOutcome:

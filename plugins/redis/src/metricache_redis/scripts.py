@@ -44,13 +44,19 @@ local function hsetnx(key, field, value)
 end
 
 local epoch_key = p.ns .. ':epoch'
-local cur = redis.call('GET', epoch_key)
+local cur = redis.pcall('GET', epoch_key)
+-- What is not an epoch token (another type, bytes written behind our back) is another
+-- epoch: replaced, so that syncing goes on (every instance re-sends its totals).
+if type(cur) == 'table' or (cur and (#cur > 64 or not string.match(cur, '^[%w_-]+$'))) then
+  fix(epoch_key)
+  cur = false
+end
 if not cur then
   cur = p.proposed
   redis.call('SET', epoch_key, cur, 'PX', p.ttl)
 end
 if cur ~= p.epoch then
-  return {'epoch_changed', cur, 0, 0}
+  return {'epoch_changed', cur, 0, repaired}
 end
 local seq_key = p.ns .. ':seq:' .. p.token
 local last = tonumber(redis.pcall('GET', seq_key)) or 0
