@@ -73,10 +73,14 @@ help_texts = st.text(
 )
 counter_amounts = st.one_of(
     st.integers(0, 10**6).map(float),
+    st.floats(0, 2, allow_nan=False, allow_infinity=False),  # digits beyond 1e-9
     st.floats(0, 1e9, allow_nan=False, allow_infinity=False),
 )
 any_floats = st.floats(allow_nan=True, allow_infinity=True)
-observations = st.floats(-1e9, 1e9, allow_nan=False, allow_infinity=False)
+observations = st.one_of(
+    st.floats(-2, 2, allow_nan=False, allow_infinity=False),
+    st.floats(-1e9, 1e9, allow_nan=False, allow_infinity=False),
+)
 # Bucket layouts as users write them, valid or not: unsorted, repeated, NaN, infinite.
 bucket_layouts = st.lists(st.floats(allow_nan=True, allow_infinity=True), max_size=6)
 
