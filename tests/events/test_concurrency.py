@@ -20,8 +20,10 @@ TO_TRACES = [EventMapping(event="job.*", backends=["traces"])]
 def test_each_event_sees_one_whole_table_while_another_thread_swaps_them(
     make_router: RouterFactory, registry: Registry
 ) -> None:
-    router = make_router(mappings=TO_METRICS, trace_capacity=100_000)
     publishers, per_thread = 4, 5_000
+    total = publishers * per_thread
+    # Room for every event: this test is about tables, not shedding.
+    router = make_router(mappings=TO_METRICS, trace_capacity=total, queue_size=total)
     done = threading.Event()
     swaps = [0]
 
@@ -50,7 +52,6 @@ def test_each_event_sees_one_whole_table_while_another_thread_swaps_them(
 
     stats = router.stats()
     metrics, traces = stats.backends["metrics"], stats.backends["traces"]
-    total = publishers * per_thread
     assert stats.published == stats.kept == total
     # Every event went to exactly one of the two backends: no event saw half a table.
     assert metrics.routed + traces.routed == total
@@ -59,6 +60,7 @@ def test_each_event_sees_one_whole_table_while_another_thread_swaps_them(
     counted = registry.snapshot()["job_completed"].samples[0]
     assert isinstance(counted, Sample)
     assert counted.value == metrics.routed
+    assert traces.dropped == 0
     assert router.traces.recorded == traces.routed
 
 
