@@ -14,15 +14,15 @@ _ROW = re.compile(r"^\| `([^`]+)` \| ([a-z, ]+) \| (\w+) \| ([^|]*)\|$")
 def test_the_default_mappings_table_matches_the_code() -> None:
     text = (ROOT / "docs" / "events.md").read_text(encoding="utf-8")
     section = text.split("## The default mappings", 1)[1].split("\n## ", 1)[0]
-    documented = []
+    documented: list[tuple[str, list[str], str, dict[str, object]]] = []
     for line in section.splitlines():
         found = _ROW.match(line)
         if found:
-            metadata = dict(
+            metadata: dict[str, object] = dict(
                 item.strip().split("=", 1) for item in found[4].split(",") if item.strip()
             )
             documented.append((found[1], found[2].split(", "), found[3], metadata))
-    actual = [
+    actual: list[tuple[str, list[str], str, dict[str, object]]] = [
         (m.event, [b.value for b in m.backends], m.priority.value, dict(m.metadata))
         for m in DEFAULT_MAPPINGS
     ]
