@@ -18,9 +18,11 @@ def test_the_default_mappings_table_matches_the_code() -> None:
     for line in section.splitlines():
         found = _ROW.match(line)
         if found:
-            metadata: dict[str, object] = dict(
-                item.strip().split("=", 1) for item in found[4].split(",") if item.strip()
-            )
+            metadata: dict[str, object] = {}
+            for item in found[4].split(","):
+                if item.strip():
+                    key, _, value = item.strip().partition("=")
+                    metadata[key] = value
             documented.append((found[1], found[2].split(", "), found[3], metadata))
     actual: list[tuple[str, list[str], str, dict[str, object]]] = [
         (m.event, [b.value for b in m.backends], m.priority.value, dict(m.metadata))
