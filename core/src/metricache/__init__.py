@@ -18,6 +18,7 @@ from metricache.errors import (
     StoreError,
     StoreUnavailable,
 )
+from metricache.events import Event, EventMapping, EventRouter
 from metricache.formats import Format, content_type, negotiate, render
 from metricache.hookspecs import hookimpl
 from metricache.metrics import DEFAULT_BUCKETS, Counter, Gauge, Histogram
@@ -48,6 +49,9 @@ __all__ = [
     "Config",
     "ConfigError",
     "Counter",
+    "Event",
+    "EventMapping",
+    "EventRouter",
     "Family",
     "Format",
     "FormatNotFound",
