@@ -65,13 +65,21 @@ class Fleet:
         answer: dict[str, Any] = json.loads(line)
         return answer
 
-    def command(self, command: str, timeout: float = 60.0) -> list[dict[str, Any]]:
-        """Send ``command`` to every worker, then collect every answer."""
-        for proc in self.procs:
+    def command(
+        self, command: str, timeout: float = 60.0, only: list[int] | None = None
+    ) -> list[dict[str, Any]]:
+        """Send ``command`` to every worker (or those numbered in ``only``); collect answers."""
+        procs = self.procs if only is None else [self.procs[n] for n in only]
+        for proc in procs:
             assert proc.stdin is not None
             proc.stdin.write(command + "\n")
             proc.stdin.flush()
-        return [self._answer(proc, timeout) for proc in self.procs]
+        return [self._answer(proc, timeout) for proc in procs]
+
+    def kill(self, n: int) -> None:
+        """SIGKILL worker ``n``: no final sync, no goodbye."""
+        self.procs[n].kill()
+        self.procs[n].wait(10)
 
     def close(self) -> None:
         """Ask every worker to exit and keep what they logged (``stderr``)."""

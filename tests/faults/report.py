@@ -95,13 +95,17 @@ def _row(record: FaultRecord) -> str:
     return "| " + " | ".join(_cell(c) for c in cells) + " |"
 
 
-def render_table(records: list[FaultRecord]) -> str:
-    """Return the Markdown table of ``records``, one row per test, sorted by test id."""
+def render_table(records: list[FaultRecord], order: list[str] | None = None) -> str:
+    """Return the Markdown table of ``records``, one row per test.
+
+    Rows follow ``order`` (test ids; see :func:`fault_tests`), else the test ids'.
+    """
+    rank = {test: n for n, test in enumerate(order or [])}
     lines = [
         "| " + " | ".join(HEADER) + " |",
         "|" + "|".join("---" for _ in HEADER) + "|",
     ]
-    lines += [_row(r) for r in sorted(records, key=lambda r: r.test)]
+    lines += [_row(r) for r in sorted(records, key=lambda r: (rank.get(r.test, len(rank)), r.test))]
     return "\n".join(lines) + "\n"
 
 
@@ -150,10 +154,31 @@ def _parametrized_ids(function: ast.FunctionDef) -> list[str]:
     return [f"[{i}]" if i else "" for i in ids]
 
 
+MODULE_ORDER = (
+    "test_redis_faults",
+    "test_proxy_faults",
+    "test_memcached_faults",
+    "test_corrupt_values",
+    "test_export_faults",
+    "test_file_faults",
+)
+"""The order of the table's sections (modules not named here come last, by name)."""
+
+
 def fault_tests(directory: Path = FAULTS) -> list[str]:
-    """Return the node ids of the tests that record a row: those taking ``fault``."""
+    """Return the node ids of the tests that record a row: those taking ``fault``.
+
+    Modules come in :data:`MODULE_ORDER`, tests in the order they are written.
+    """
     found = []
-    for path in sorted(directory.glob("test_*.py")):
+    paths = sorted(
+        directory.glob("test_*.py"),
+        key=lambda p: (
+            MODULE_ORDER.index(p.stem) if p.stem in MODULE_ORDER else len(MODULE_ORDER),
+            p.name,
+        ),
+    )
+    for path in paths:
         tree = ast.parse(path.read_text("utf-8"))
         module = path.relative_to(ROOT).as_posix()
         for node in tree.body:
@@ -162,7 +187,7 @@ def fault_tests(directory: Path = FAULTS) -> list[str]:
             if "fault" not in [a.arg for a in node.args.args]:
                 continue
             found += [f"{module}::{node.name}{suffix}" for suffix in _parametrized_ids(node)]
-    return sorted(found)
+    return found
 
 
 def _run_fault_tests(results: Path) -> None:
@@ -206,7 +231,7 @@ def main(argv: list[str] | None = None) -> int:
         if missing:
             print(f"no record for: {', '.join(missing)}", file=sys.stderr)
             return 1
-        table = render_table([r for r in records if r.test in expected])
+        table = render_table([r for r in records if r.test in expected], expected)
         if args.write or args.run:
             DOCUMENT.write_text(replace_table(DOCUMENT.read_text("utf-8"), table), "utf-8")
             print(f"wrote {len(expected)} rows into {DOCUMENT}")

@@ -158,3 +158,53 @@ def test_redis_frozen_by_sigstop_beyond_socket_timeouts_never_blocks_the_applica
         "metricache_sync_batch_retries_total",
         "log: sync to redis ... failed",
     ]
+
+
+def test_a_worker_sigkilled_between_syncs_loses_exactly_what_it_had_not_synced(
+    redis_server: RedisServer, namespace: str, fault: FaultRecord
+) -> None:
+    burst = 1234
+    with Fleet(
+        WORKERS,
+        store="redis",
+        options={"url": redis_server.url},
+        namespace=namespace,
+        instance="killed",
+        interval=None,  # the test says when each worker syncs
+        threads=2,
+        labels=5,
+    ) as fleet:
+        for _ in range(3):
+            time.sleep(0.2)
+            assert all(a["ok"] for a in fleet.command("sync"))
+        (synced,) = fleet.command("stop", only=[0])  # its last sync: all it counted so far
+        assert synced["final_ok"]
+        assert fleet.command(f"burst {burst}", only=[0]) == [{"burst": burst}]
+        fleet.kill(0)  # no final sync: the burst is in its memory only
+        finals = fleet.command("stop", only=[1, 2])
+    reader = metricache.open_store("redis", url=redis_server.url)
+    result = compare(metricache.merged_snapshot(reader, namespace=namespace), [synced, *finals])
+
+    assert all(f["final_ok"] for f in finals)
+    assert result.exact, result.mismatches  # the survivors and what the dead one synced
+    assert (result.lost, result.doubled) == (0, 0)
+    sent = result.sent + burst
+    assert sent - result.counted == burst  # lost: exactly the burst, nothing else
+
+    fault.fault = "a worker process SIGKILLed between two syncs (3 processes count)"
+    fault.store = "redis"
+    fault.strategy = "distributed_atomic"
+    fault.happened = (
+        f"the killed process had counted {burst:,} increments since its last sync; the "
+        "totals kept everything it had synced and everything the others counted"
+    )
+    fault.sent = sent
+    fault.counted = result.counted
+    fault.compared = (
+        f"{sent:,} counter increments ({burst:,} of them never synced), "
+        f"{result.observations + burst:,} histogram observations and a fractional sum"
+    )
+    fault.lost = sent - result.counted
+    fault.doubled = result.doubled
+    fault.allowed = f"what the killed process had not synced ({burst:,})"
+    fault.seen_in = ["its gauges leave the merged view after the liveness TTL"]

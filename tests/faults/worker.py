@@ -9,6 +9,7 @@ stdin, one per line, and each is answered with one JSON line on stdout:
 ``sync``  sync now; answers ``{"ok": ..., "error": ...}``
 ``stop``  stop the application threads, sync until the store confirms everything
           (at most ``final_timeout`` seconds), answer with the tallies and figures
+``burst N``  after ``stop``: count N more (not synced); answers ``{"burst": N}``
 ``exit``  exit
 
 The first line printed is ``{"ready": true, ...}``. Logs go to stderr.
@@ -164,6 +165,15 @@ def main() -> None:
                 ),
                 flush=True,
             )
+        elif command.startswith("burst "):
+            # Count N more without syncing (after "stop"): what a SIGKILL then loses.
+            count = int(command.split()[1])
+            for i in range(count):
+                kind = app.kinds[i % len(app.kinds)]
+                app.done.labels(kind).inc()
+                app.size.labels(kind).observe(OBSERVED[i % len(OBSERVED)])
+                app.amount.inc(AMOUNT)
+            print(json.dumps({"burst": count}), flush=True)
         elif command == "exit":
             return
         else:
