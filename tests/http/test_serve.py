@@ -16,7 +16,7 @@ import metricache
 import metricache_csv
 import metricache_json
 import pytest
-from metricache.formats import render
+from metricache.formats import available_formats, render
 from metricache.sync.reader import merged_snapshot
 
 from tests.export.cli import clean_env
@@ -135,7 +135,7 @@ def test_nothing_acceptable_is_406_naming_what_is(target: Target) -> None:
     assert unknown.status == 406
     assert json.loads(unknown.body) == {
         "error": "unknown format 'yaml'",
-        "available": ["csv", "json", "openmetrics", "prometheus"],
+        "available": sorted(available_formats()),
     }
 
 
