@@ -3,6 +3,7 @@ locking across threads, forks and processes, and counters resumed after a restar
 
 from __future__ import annotations
 
+import logging
 import os
 import stat
 import threading
@@ -240,3 +241,14 @@ def test_a_restarted_process_with_the_same_instance_id_resumes_its_counters(
         ("b",): 1.0,
         ("c",): 2.0,
     }
+
+
+def test_an_existing_directory_open_to_others_is_reported_when_opened(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o777)
+    with caplog.at_level(logging.WARNING, logger="metricache.file"):
+        metricache.open_store("file", path=str(shared))
+    assert any("open to other users (mode 777)" in r.getMessage() for r in caplog.records)

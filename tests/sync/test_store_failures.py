@@ -210,3 +210,21 @@ def test_hostile_label_values_round_trip_and_touch_no_other_key(
         v: n * 1.5 for n, v in enumerate(HOSTILE)
     }
     assert store.get(canary) == b"still here"
+
+
+@pytest.mark.parametrize("garbage", [b"99999999999999", b"not a number"])
+def test_a_sequence_key_overwritten_behind_our_back_never_drops_batches(
+    redis_server: RedisServer, namespace: str, garbage: bytes
+) -> None:
+    store = metricache.open_store("redis", url=redis_server.url)
+    registry = metricache.Registry()
+    counter = metricache.Counter("kept", "Kept", registry=registry)
+    syncer = Syncer(registry, store, interval=60, namespace=namespace)
+    counter.inc(2)
+    assert syncer.flush().ok
+    store.set(syncer.keyspace.sequence(syncer.instance.token), garbage, 60)
+    counter.inc(3)
+    assert syncer.flush().ok
+    counter.inc(4)
+    assert syncer.flush().ok
+    assert counter_value(metricache.merged_snapshot(store, namespace=namespace), "kept") == 9

@@ -134,6 +134,16 @@ class FileStore(Store):
         except FileExistsError:
             if not path.is_dir():
                 raise StoreError(f"{path} exists and is not a directory") from None
+            mode = path.stat().st_mode & 0o777
+            if mode & 0o077:
+                # Left as it is (it is the user's directory), but others could read,
+                # plant or remove metric files in it: say so once, when opening.
+                log.warning(
+                    "%s is open to other users (mode %03o); metricache creates its own "
+                    "directories as 0700",
+                    path,
+                    mode,
+                )
             return
         except OSError as exc:
             raise StoreUnavailable(f"cannot create {path}: {exc}") from exc

@@ -102,6 +102,9 @@ class RedisStore(Store):
     def _call(self, func: Callable[[], T], *, writes: bool = False) -> T:
         try:
             return func()
+        except redis.AuthenticationError as exc:
+            # Refused before any command ran: nothing was applied, nothing to resend.
+            raise StoreUnavailable(f"{self.describe()}: {type(exc).__name__}: {exc}") from exc
         except _CONNECTION_ERRORS as exc:
             kind = OutcomeUnknown if writes else StoreUnavailable
             raise kind(f"{self.describe()}: {type(exc).__name__}: {exc}") from exc

@@ -59,9 +59,15 @@ if cur ~= p.epoch then
   return {'epoch_changed', cur, 0, repaired}
 end
 local seq_key = p.ns .. ':seq:' .. p.token
-local last = tonumber(redis.pcall('GET', seq_key)) or 0
-if p.seq <= last then
+local stored = redis.pcall('GET', seq_key)
+local last = tonumber(stored) or 0
+if p.seq == last then
   return {'duplicate', cur, 0, 0}
+end
+if last > p.seq or (stored and type(stored) ~= 'string') or (stored and not tonumber(stored)) then
+  -- An incarnation's numbers only grow, and the one batch it re-sends is its latest:
+  -- a larger (or unreadable) number was not written by it. Replace it, go on.
+  repaired = repaired + 1
 end
 
 for _, r in ipairs(p.reg) do
