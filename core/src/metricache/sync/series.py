@@ -81,7 +81,7 @@ def value_parts(kind: MetricType, nbuckets: int) -> tuple[str, ...]:
 class SeriesState:
     """The syncer's record of one series."""
 
-    __slots__ = ("child", "family", "gen", "kind", "labels", "parts", "sent", "sid")
+    __slots__ = ("base", "child", "family", "gen", "kind", "labels", "parts", "sent", "sid")
 
     def __init__(
         self,
@@ -98,6 +98,9 @@ class SeriesState:
         self.sid = series_id(family, labels)
         self.parts = value_parts(kind, nbuckets)
         self.sent = [0] * len(self.parts)
+        # What a forked child inherited: the parent's to send, so never this instance's,
+        # not even when a store that lost its data needs every total again.
+        self.base = [0] * len(self.parts)
         self.gen = -1  # registration generation in the current epoch; -1: none
 
     @classmethod

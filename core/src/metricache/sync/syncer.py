@@ -373,6 +373,7 @@ class Syncer:
                     continue
                 state = old_series.get(child) or SeriesState.for_child(child)
                 state.sent = current_values(state)
+                state.base = list(state.sent)
                 self._series[child] = state
         try:
             self.store.after_fork()
@@ -530,7 +531,7 @@ class Syncer:
             if state.detached():
                 del self._series[child]
                 continue
-            state.sent = [0] * len(state.sent)
+            state.sent = list(state.base)
             state.gen = -1
             self._pending.add(child)
         for state in self._virtual.values():
