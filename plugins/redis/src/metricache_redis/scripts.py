@@ -60,14 +60,15 @@ if cur ~= p.epoch then
 end
 local seq_key = p.ns .. ':seq:' .. p.token
 local stored = redis.pcall('GET', seq_key)
-local last = tonumber(stored) or 0
-if p.seq == last then
-  return {'duplicate', cur, 0, 0}
-end
-if last > p.seq or (stored and type(stored) ~= 'string') or (stored and not tonumber(stored)) then
-  -- An incarnation's numbers only grow, and the one batch it re-sends is its latest:
-  -- a larger (or unreadable) number was not written by it. Replace it, go on.
+local last = tonumber(stored)
+if stored and (not last or redis.call('PTTL', seq_key) == -1) then
+  -- metricache always writes a number with a TTL: anything else was written behind
+  -- its back. Replace it rather than let it reject (or wrongly accept) batches.
   repaired = repaired + 1
+  last = 0
+end
+if p.seq <= (last or 0) then
+  return {'duplicate', cur, 0, 0}
 end
 
 for _, r in ipairs(p.reg) do
