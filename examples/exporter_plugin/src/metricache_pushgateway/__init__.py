@@ -27,12 +27,12 @@ _LABEL_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 def _http_url(instance: object, attribute: attrs.Attribute[str], value: str) -> None:
     if not value.startswith(("http://", "https://")):
-        raise ValueError(f"expected an http:// or https:// URL, got {value!r}")
+        raise ValueError(f"url: expected an http:// or https:// URL, got {value!r}")
 
 
 def _not_empty(instance: object, attribute: attrs.Attribute[str], value: str) -> None:
     if not value.strip():
-        raise ValueError("expected a job name, got an empty string")
+        raise ValueError("job: expected a job name, got an empty string")
 
 
 def _grouping(text: str) -> tuple[tuple[str, str], ...]:
@@ -42,7 +42,7 @@ def _grouping(text: str) -> tuple[tuple[str, str], ...]:
             continue
         name, sep, value = line.partition("=")
         if not sep or not _LABEL_NAME.fullmatch(name.strip()):
-            raise ValueError(f"expected LABEL=VALUE, got {line!r}")
+            raise ValueError(f"grouping: expected LABEL=VALUE, got {line!r}")
         pairs.append((name.strip(), value))
     return tuple(pairs)
 
