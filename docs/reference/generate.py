@@ -20,11 +20,8 @@ import argparse
 import ast
 import enum
 import inspect
-import os
 import re
-import subprocess
 import sys
-import tempfile
 import types
 import typing
 from collections.abc import Callable, Iterator, Mapping
@@ -581,35 +578,51 @@ def configuration_page() -> str:
 # -- cli.md -----------------------------------------------------------------------------
 
 
-def command_names() -> list[str]:
-    """The subcommands of ``metricache``, sorted."""
-    parser = build_parser()
+def _subcommands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
     for action in parser._actions:
         if isinstance(action, argparse._SubParsersAction):
-            return sorted(action.choices)
+            return dict(action.choices)
     raise SystemExit("metricache has no subcommands?")
 
 
-def _help(*args: str) -> str:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("METRICACHE_")}
-    env["COLUMNS"] = HELP_COLUMNS
-    with tempfile.TemporaryDirectory() as directory:
-        done = subprocess.run(
-            [sys.executable, "-m", "metricache.cli.main", *args, "--help"],
-            cwd=directory,
-            env=env,
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-    if done.returncode != 0:
-        raise SystemExit(f"metricache {' '.join(args)} --help failed: {done.stderr}")
-    return done.stdout
+def command_names() -> list[str]:
+    """The subcommands of ``metricache``, sorted."""
+    return sorted(_subcommands(build_parser()))
+
+
+class _StableLayout(argparse.HelpFormatter):
+    """The help layout of Python 3.10 to 3.12, whichever Python generates the page.
+
+    Python 3.13 writes ``-o, --option KEY=VALUE`` where earlier versions write
+    ``--option KEY=VALUE, -o KEY=VALUE``; the page must not change with the Python
+    that generates it. The width is fixed too (``HELP_COLUMNS``).
+    """
+
+    def __init__(self, prog: str, *args: Any, **kwargs: Any) -> None:
+        kwargs["width"] = int(HELP_COLUMNS) - 2
+        super().__init__(prog, *args, **kwargs)
+
+    def _format_action_invocation(self, action: argparse.Action) -> str:
+        if not action.option_strings or action.nargs == 0:
+            return super()._format_action_invocation(action)
+        metavar = self._format_args(action, self._get_default_metavar_for_optional(action))
+        return ", ".join(f"{option} {metavar}" for option in action.option_strings)
+
+
+def _help(parser: argparse.ArgumentParser) -> str:
+    """``parser.format_help()`` with the stable layout, never in colour."""
+    layout: Any = parser.formatter_class
+    parser.formatter_class = cast(Any, type("StableFormatter", (_StableLayout, layout), {}))
+    if hasattr(parser, "color"):  # Python 3.14 colours help on a terminal
+        parser.color = False
+    return parser.format_help()
 
 
 def cli_page() -> str:
-    """Return ``docs/reference/cli.md``."""
-    names = command_names()
+    """Return ``docs/reference/cli.md``: each command's ``--help``, as metricache prints it."""
+    parser = build_parser()
+    commands = _subcommands(parser)
+    names = sorted(commands)
     out = [
         _NOTICE.format(source="metricache --help and each command's --help"),
         "# Command-line reference\n",
@@ -621,11 +634,11 @@ def cli_page() -> str:
         "option).\n",
         "Commands: " + ", ".join(f"[`{n}`](#metricache-{n})" for n in names) + ".\n",
         "## metricache\n",
-        f"```text\n{_help()}```\n",
+        f"```text\n{_help(parser)}```\n",
     ]
     for name in names:
         out.append(f"## metricache {name}\n")
-        out.append(f"```text\n{_help(name)}```\n")
+        out.append(f"```text\n{_help(commands[name])}```\n")
     return "\n".join(out).rstrip("\n") + "\n"
 
 
