@@ -149,7 +149,7 @@ def test_an_unknown_format_raises_before_anything_starts(clean_plugins: None) ->
 def test_unknown_exporters_and_options_are_named(clean_plugins: None) -> None:
     with pytest.raises(
         metricache.ConfigError,
-        match="unknown exporter 'ftp'; installed exporters: file, http, .*stdout",
+        match=r"unknown exporter 'ftp'; installed exporters: file, http, .*stdout",
     ):
         open_exporter("ftp")
     with pytest.raises(metricache.ConfigError, match="--exporter stdout: unknown option"):
