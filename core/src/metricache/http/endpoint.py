@@ -305,7 +305,6 @@ def make_endpoint(
     if syncer is not None:
         the_syncer = syncer
         the_store = store
-        chosen_id = instance_id or the_syncer.instance.id
 
         def syncer_view() -> Snapshot:
             if flush:
@@ -315,7 +314,9 @@ def make_endpoint(
                 namespace=the_syncer.keyspace.namespace,
                 retention=the_syncer.keyspace.retention,
                 strategy=the_syncer.strategy,
-                instance_id=chosen_id,
+                # Asked per request: an app built in a pre-fork master serves, in each
+                # worker, that worker's own instance.
+                instance_id=instance_id or the_syncer.instance.id,
             )
 
         view = syncer_view
