@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import metricache
 import pytest
 from metricache.snapshot import Family, HistogramSample, MetricType, Sample
@@ -203,3 +207,23 @@ def test_a_removed_series_still_sends_what_it_counted(namespace: str) -> None:
     counter.remove("gone")
     assert syncer.flush().ok
     assert value(metricache.merged_snapshot(store, namespace=namespace), "c", "gone") == 4
+
+
+def test_a_running_syncer_makes_its_final_sync_at_interpreter_exit(
+    redis_server: RedisServer, namespace: str, tmp_path: Path
+) -> None:
+    script = tmp_path / "app.py"
+    script.write_text(
+        "import metricache\n"
+        "registry = metricache.Registry()\n"
+        "c = metricache.Counter('at_exit', 'Counted just before exit', registry=registry)\n"
+        f"store = metricache.open_store('redis', url={redis_server.url!r})\n"
+        f"metricache.Syncer(registry, store, interval=3600, namespace={namespace!r}).start()\n"
+        "c.inc(9)\n"  # no stop(), no flush(): the interpreter exits
+    )
+    done = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    store = metricache.open_store("redis", url=redis_server.url)
+    assert value(metricache.merged_snapshot(store, namespace=namespace), "at_exit") == 9

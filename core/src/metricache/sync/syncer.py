@@ -804,7 +804,9 @@ if hasattr(os, "register_at_fork"):
 
 def _stop_at_exit(ref: weakref.ReferenceType[Syncer]) -> None:
     syncer = ref()
-    if syncer is None or syncer._pid != os.getpid():
+    # Only a running syncer is stopped (with its final sync) at exit: one that was
+    # never started, or was stopped already, is synced by whoever drives it.
+    if syncer is None or syncer._pid != os.getpid() or not syncer.running:
         return
     try:
         syncer.stop(timeout=5.0)
