@@ -49,6 +49,19 @@ class FaultRecord:
     worst_call_ms: float | None = None
     seen_in: list[str] = attrs.field(factory=list)
 
+    def compare_fleet(self, result: Any, worst: float, allowed: str) -> None:
+        """Fill in the figures of a fleet's comparison (see ``fleet.Comparison``)."""
+        self.sent = result.sent
+        self.counted = result.counted
+        self.compared = (
+            f"{result.sent:,} counter increments, {result.observations:,} histogram "
+            "observations and a fractional sum, per series"
+        )
+        self.lost = result.lost
+        self.doubled = result.doubled
+        self.allowed = allowed
+        self.worst_call_ms = round(worst * 1000, 2)
+
     def is_complete(self) -> bool:
         """Whether the fields every row shows were filled in."""
         return bool(self.fault and self.store and self.happened and self.allowed and self.seen_in)

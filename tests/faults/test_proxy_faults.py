@@ -170,16 +170,7 @@ def test_redis_behind_a_proxy_that_drops_stalls_and_resets_applies_every_batch_o
         f"{injected}; {failed} syncs failed with an unknown outcome, their batches were "
         f"re-sent unchanged ({int(retries)} re-sends)"
     )
-    fault.sent = result.sent
-    fault.counted = result.counted
-    fault.compared = (
-        f"{result.sent:,} counter increments, {result.observations:,} histogram observations "
-        "and a fractional sum, per series"
-    )
-    fault.lost = result.lost
-    fault.doubled = result.doubled
-    fault.allowed = "nothing lost, nothing doubled"
-    fault.worst_call_ms = round(worst * 1000, 2)
+    fault.compare_fleet(result, worst, "nothing lost, nothing doubled")
     fault.seen_in = [
         "metricache_sync_errors_total{error=OutcomeUnknown}",
         "metricache_sync_batch_retries_total",

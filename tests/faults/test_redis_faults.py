@@ -86,16 +86,7 @@ def test_redis_sigkilled_and_restarted_empty_five_times_loses_and_doubles_nothin
         f"{int(failed_syncs)} syncs failed; every worker noticed the empty store "
         f"({int(resets)} resets in all) and re-sent its cumulative totals"
     )
-    fault.sent = result.sent
-    fault.counted = result.counted
-    fault.compared = (
-        f"{result.sent:,} counter increments, {result.observations:,} histogram observations "
-        "and a fractional sum, per series"
-    )
-    fault.lost = result.lost
-    fault.doubled = result.doubled
-    fault.allowed = "nothing lost, nothing doubled"
-    fault.worst_call_ms = round(worst * 1000, 2)
+    fault.compare_fleet(result, worst, "nothing lost, nothing doubled")
     fault.seen_in = [
         "metricache_store_resets_total",
         "metricache_syncs_total{result=failed}",
@@ -143,16 +134,7 @@ def test_redis_frozen_by_sigstop_beyond_socket_timeouts_never_blocks_the_applica
         f"{int(timeouts)} syncs timed out with an unknown outcome; their batches were "
         f"re-sent with the same sequence number ({int(retries)} re-sends) and applied once"
     )
-    fault.sent = result.sent
-    fault.counted = result.counted
-    fault.compared = (
-        f"{result.sent:,} counter increments, {result.observations:,} histogram observations "
-        "and a fractional sum, per series"
-    )
-    fault.lost = result.lost
-    fault.doubled = result.doubled
-    fault.allowed = "nothing lost, nothing doubled"
-    fault.worst_call_ms = round(worst * 1000, 2)
+    fault.compare_fleet(result, worst, "nothing lost, nothing doubled")
     fault.seen_in = [
         "metricache_sync_errors_total{error=OutcomeUnknown}",
         "metricache_sync_batch_retries_total",
