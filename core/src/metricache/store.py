@@ -98,6 +98,18 @@ def parse_int(key: bytes, raw: bytes) -> int:
     raise CorruptValue(f"{key!r} does not hold an integer ({raw[:30]!r})")
 
 
+MERGE_ATTEMPTS = 64
+"""How many times a read-modify-write of a map is tried before giving up."""
+
+
+def contention_backoff(attempt: int) -> None:
+    """Sleep a random, growing while after a lost compare-and-swap race.
+
+    ``attempt`` counts the races lost so far; the spread lets contenders stop colliding.
+    """
+    time.sleep(random.uniform(0, min(0.0005 * 2**attempt, 0.05)))
+
+
 def ttl_ms(ttl: float) -> int:
     """Return a TTL in whole milliseconds (at least 1), rejecting non-positive values."""
     if not ttl > 0 or math.isinf(ttl):
@@ -300,18 +312,10 @@ class Store:
         re-registers what it needs once per retention window).
         """
         use_cas = self.declares(Capability.CAS)
-        for attempt in range(64):
+        for attempt in range(MERGE_ATTEMPTS):
             raw = self.get(key)
-            try:
-                current = decode_map(key, raw)
-            except CorruptValue as exc:
-                self.on_corrupt(exc)
-                current = {}
-            merged = dict(current)
-            for field, value in entries.items():
-                if not (only_new and field in merged):
-                    merged[field] = value
-            if merged == current and raw is not None:
+            merged = self.merged_map(key, raw, entries, only_new=only_new)
+            if merged is None:
                 self.touch(key, ttl)
                 return
             encoded = encode_map(merged)
@@ -320,10 +324,32 @@ class Store:
                 return
             if self.compare_and_swap(key, raw, encoded, ttl):
                 return
-            # Lost a race with another writer: back off a random, growing while so
-            # that contenders stop colliding.
-            time.sleep(random.uniform(0, min(0.0005 * 2**attempt, 0.05)))
-        raise StoreError(f"merge_map({key!r}): too much contention, gave up after 64 tries")
+            contention_backoff(attempt)
+        raise StoreError(
+            f"merge_map({key!r}): too much contention, gave up after {MERGE_ATTEMPTS} tries"
+        )
+
+    def merged_map(
+        self, key: bytes, raw: bytes | None, entries: Mapping[str, str], *, only_new: bool
+    ) -> dict[str, str] | None:
+        """Return the map stored as ``raw`` with ``entries`` merged in.
+
+        None means the stored map holds them already. This is the step every
+        ``merge_map`` shares; a corrupt stored value is reported through
+        :meth:`on_corrupt` and replaced.
+        """
+        try:
+            current = decode_map(key, raw)
+        except CorruptValue as exc:
+            self.on_corrupt(exc)
+            current = {}
+        merged = dict(current)
+        for field, value in entries.items():
+            if not (only_new and field in merged):
+                merged[field] = value
+        if merged == current and raw is not None:
+            return None
+        return merged
 
     def replace_map(self, key: bytes, entries: Mapping[str, str], ttl: float) -> None:
         """Replace the whole mapping under ``key``. (every store)"""

@@ -401,14 +401,9 @@ class FileStore(Store):
         with self._locked(name):
             now = time.time()
             record = self._live(name, key, now)
-            try:
-                current = decode_map(key, record.value if record is not None else None)
-            except CorruptValue as exc:
-                self.on_corrupt(exc)
-                current = {}
-            merged = dict(current)
-            for field, value in entries.items():
-                if not (only_new and field in merged):
-                    merged[field] = value
+            raw = record.value if record is not None else None
+            merged = self.merged_map(key, raw, entries, only_new=only_new)
+            if merged is None:  # nothing new: the write still resets the TTL
+                merged = decode_map(key, raw)
             self._write(name, Record(bytes(key), encode_map(merged), now + ttl_ms(ttl) / 1000))
         self._maybe_sweep()

@@ -11,16 +11,22 @@ from __future__ import annotations
 
 import builtins
 import os
-import random
 import secrets
-import time
 from collections.abc import Iterable, Mapping
 from typing import Any, NewType
 
 import attrs
 from metricache.config import Seconds, register_structure_hook
 from metricache.errors import CorruptValue, StoreError
-from metricache.store import Capability, Store, decode_map, encode_map, parse_int
+from metricache.store import (
+    MERGE_ATTEMPTS,
+    Capability,
+    Store,
+    contention_backoff,
+    decode_map,
+    encode_map,
+    parse_int,
+)
 from metricache.sync.keyspace import INT64_MAX
 from pymemcache.client.rendezvous import RendezvousHash  # type: ignore[import-untyped]
 from pymemcache.exceptions import MemcacheClientError  # type: ignore[import-untyped]
@@ -500,25 +506,20 @@ class MemcachedStore(Store):
         Two round trips when nothing else writes the map at the same time.
         """
         mkey = safe_key(key)
-        for attempt in range(64):
+        for attempt in range(MERGE_ATTEMPTS):
             item, token, raw = self._read_for_swap(key, mkey)
-            try:
-                current = decode_map(key, raw)
-            except CorruptValue as exc:
-                self.on_corrupt(exc)
-                current = {}
-            merged = dict(current)
-            for field, value in entries.items():
-                if not (only_new and field in merged):
-                    merged[field] = value
-            if merged == current and item is not None and raw is not None:
+            merged = self.merged_map(key, raw, entries, only_new=only_new)
+            if merged is None and item is not None:
                 expire = exptime(ttl)
                 self._touch_chunks(item, expire)
                 if self._route(mkey).call("touch", mkey, expire, noreply=False, writes=True):
                     return
                 continue  # expired between the read and the touch: write it again
+            if merged is None:  # a stored map without a head item cannot be read; rewrite
+                merged = decode_map(key, raw)
             if self._swap(mkey, item, token, encode_map(merged), ttl):
                 return
-            # Lost a race: back off a random, growing while so contenders spread out.
-            time.sleep(random.uniform(0, min(0.0005 * 2**attempt, 0.05)))
-        raise StoreError(f"merge_map({key!r}): too much contention, gave up after 64 tries")
+            contention_backoff(attempt)
+        raise StoreError(
+            f"merge_map({key!r}): too much contention, gave up after {MERGE_ATTEMPTS} tries"
+        )
