@@ -7,14 +7,9 @@ point itself) serves the metrics, ``/healthz`` the health check.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
-from metricache.config import Config
-from metricache.http.auth import Authorizer, BearerTokens
-from metricache.http.endpoint import MetricsEndpoint, Request, make_endpoint
-from metricache.store import Store
-from metricache.sync.syncer import Syncer
+from metricache.http.endpoint import MetricsEndpoint, Request, app_factory, make_endpoint
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIEnvironment
@@ -53,30 +48,12 @@ class WSGIApp:
         return [response.body]
 
 
-def make_wsgi_app(
-    config: Config | None = None,
-    store: Store | None = None,
-    *,
-    syncer: Syncer | None = None,
-    flush: bool = True,
-    instance_id: str | None = None,
-    tokens: BearerTokens | Iterable[str] | None = None,
-    token_file: str | None = None,
-    authorizer: Authorizer | None = None,
-) -> WSGIApp:
+make_wsgi_app = app_factory(
+    "make_wsgi_app",
+    WSGIApp,
+    make_endpoint,
     """Return a WSGI app serving the store's view.
 
     The arguments are those of :func:`~metricache.http.endpoint.make_endpoint`.
-    """
-    return WSGIApp(
-        make_endpoint(
-            config,
-            store,
-            syncer=syncer,
-            flush=flush,
-            instance_id=instance_id,
-            tokens=tokens,
-            token_file=token_file,
-            authorizer=authorizer,
-        )
-    )
+    """,
+)

@@ -9,14 +9,10 @@ the metrics, ``/healthz`` the health check. Lifespan events are acknowledged.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Iterable, MutableMapping
+from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-from metricache.config import Config
-from metricache.http.auth import Authorizer, BearerTokens
-from metricache.http.endpoint import MetricsEndpoint, Request, make_endpoint
-from metricache.store import Store
-from metricache.sync.syncer import Syncer
+from metricache.http.endpoint import MetricsEndpoint, Request, app_factory, make_endpoint
 
 __all__ = ["ASGIApp", "make_asgi_app", "request_from_scope"]
 
@@ -92,30 +88,12 @@ class ASGIApp:
                 return
 
 
-def make_asgi_app(
-    config: Config | None = None,
-    store: Store | None = None,
-    *,
-    syncer: Syncer | None = None,
-    flush: bool = True,
-    instance_id: str | None = None,
-    tokens: BearerTokens | Iterable[str] | None = None,
-    token_file: str | None = None,
-    authorizer: Authorizer | None = None,
-) -> ASGIApp:
+make_asgi_app = app_factory(
+    "make_asgi_app",
+    ASGIApp,
+    make_endpoint,
     """Return an ASGI app serving the store's view.
 
     The arguments are those of :func:`~metricache.http.endpoint.make_endpoint`.
-    """
-    return ASGIApp(
-        make_endpoint(
-            config,
-            store,
-            syncer=syncer,
-            flush=flush,
-            instance_id=instance_id,
-            tokens=tokens,
-            token_file=token_file,
-            authorizer=authorizer,
-        )
-    )
+    """,
+)

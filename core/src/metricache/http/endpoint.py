@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import gzip
 import http
+import inspect
 import json
 import logging
 import urllib.parse
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 import attrs
 
@@ -337,3 +338,29 @@ def make_endpoint(
     else:
         accepted = BearerTokens(list(tokens))
     return MetricsEndpoint(view, health=store.ping, tokens=accepted, authorizer=authorizer)
+
+
+P = ParamSpec("P")
+A = TypeVar("A")
+
+
+def app_factory(
+    name: str, app: Callable[[MetricsEndpoint], A], build: Callable[P, MetricsEndpoint], doc: str
+) -> Callable[P, A]:
+    """Return a function taking ``build``'s arguments that serves its endpoint with ``app``.
+
+    ``make_wsgi_app`` and ``make_asgi_app`` are made this way, so they take exactly the
+    arguments of :func:`make_endpoint`.
+    """
+
+    def make(*args: P.args, **kwargs: P.kwargs) -> A:
+        return app(build(*args, **kwargs))
+
+    make.__name__ = make.__qualname__ = name
+    make.__doc__ = doc
+    make.__module__ = getattr(app, "__module__", __name__)
+    # What help() and the docs show: build's parameters, returning the app.
+    make.__signature__ = inspect.signature(build).replace(  # type: ignore[attr-defined]
+        return_annotation=getattr(app, "__name__", "")
+    )
+    return make
