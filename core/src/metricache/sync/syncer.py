@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import atexit
 import itertools
-import json
 import logging
 import math
 import os
@@ -331,6 +330,7 @@ class Syncer:
         # Series of custom collectors, by (family, labels), and their gauge entries.
         self._virtual: dict[tuple[str, tuple[str, ...]], SeriesState] = {}
         self._virtual_gauges: dict[str, str] = {}
+        self._virtual_gauge_values: dict[str, str] = {}
         self._pending: set[Any] = set()
         self._families_gen: dict[str, int] = {}
         self._fractional_gen: dict[str, int] = {}
@@ -660,8 +660,7 @@ class Syncer:
         collectors = self.registry.collectors()
         if not collectors:
             return
-        now = time.time()
-        gauges: dict[str, str] = {}
+        gauges: dict[str, Sample] = {}
         for collector in collectors:
             try:
                 families = list(collector())
@@ -678,18 +677,24 @@ class Syncer:
                         self._virtual[vkey] = state
                     if fam.type is MetricType.GAUGE:
                         if isinstance(sample, Sample):
-                            gauges[state.sid] = gauge_sample_entry(sample, now)
-                    elif len(state.parts) == len(sample_values(sample)):
+                            gauges[state.sid] = sample
+                    else:
                         values = sample_values(sample)
-                        if values != state.sent or state.gen == -1:
+                        if len(values) == len(state.parts) and (
+                            values != state.sent or state.gen == -1
+                        ):
                             self._add_deltas(plan, state, values)
                     if state.gen != plan.gen:
                         self._register(plan, state, partial(meta_of_family, fam))
-        if gauges.keys() != self._virtual_gauges.keys() or any(
-            json.loads(v)[0] != json.loads(self._virtual_gauges[k])[0] for k, v in gauges.items()
-        ):
+        # The entries carry the time they were read: compare the values, not the entries.
+        texts = {sid: repr(sample.value) for sid, sample in gauges.items()}
+        if texts != self._virtual_gauge_values:
+            now = time.time()
+            self._virtual_gauges = {
+                sid: gauge_sample_entry(sample, now) for sid, sample in gauges.items()
+            }
+            self._virtual_gauge_values = texts
             self._gauges_dirty = True
-        self._virtual_gauges = gauges
 
     def _gauge_map(self, instance: Instance, plan: _Plan) -> dict[str, str]:
         """Return this instance's whole gauge map; register gauges new in this generation."""
