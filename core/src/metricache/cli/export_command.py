@@ -59,6 +59,15 @@ _EXPORTERS = "exporters"
 _ORPHANS = "exporter_option_orphans"
 
 
+def _exporters(namespace: argparse.Namespace) -> list[tuple[str, list[str]]]:
+    """Return (creating it) the list of ``(exporter, its options)`` the actions build."""
+    exporters: list[tuple[str, list[str]]] | None = getattr(namespace, _EXPORTERS, None)
+    if exporters is None:
+        exporters = []
+        setattr(namespace, _EXPORTERS, exporters)
+    return exporters
+
+
 class _ExporterAction(argparse.Action):
     """``--exporter NAME``: start a new exporter that later options configure."""
 
@@ -69,9 +78,7 @@ class _ExporterAction(argparse.Action):
         values: str | Sequence[Any] | None,
         option_string: str | None = None,
     ) -> None:
-        exporters: list[tuple[str, list[str]]] = getattr(namespace, _EXPORTERS, None) or []
-        exporters.append((str(values), []))
-        setattr(namespace, _EXPORTERS, exporters)
+        _exporters(namespace).append((str(values), []))
 
 
 class _OutputAction(argparse.Action):
@@ -84,9 +91,7 @@ class _OutputAction(argparse.Action):
         values: str | Sequence[Any] | None,
         option_string: str | None = None,
     ) -> None:
-        exporters: list[tuple[str, list[str]]] = getattr(namespace, _EXPORTERS, None) or []
-        exporters.append(("file", [f"path={values}"]))
-        setattr(namespace, _EXPORTERS, exporters)
+        _exporters(namespace).append(("file", [f"path={values}"]))
 
 
 class _ExporterOptionAction(argparse.Action):
@@ -99,13 +104,13 @@ class _ExporterOptionAction(argparse.Action):
         values: str | Sequence[Any] | None,
         option_string: str | None = None,
     ) -> None:
-        exporters: list[tuple[str, list[str]]] = getattr(namespace, _EXPORTERS, None) or []
-        if not exporters:
-            orphans: list[str] = getattr(namespace, _ORPHANS, None) or []
-            orphans.append(str(values))
-            setattr(namespace, _ORPHANS, orphans)
+        exporters = _exporters(namespace)
+        if exporters:
+            exporters[-1][1].append(str(values))
             return
-        exporters[-1][1].append(str(values))
+        orphans: list[str] = getattr(namespace, _ORPHANS, None) or []
+        orphans.append(str(values))
+        setattr(namespace, _ORPHANS, orphans)
 
 
 def register(
