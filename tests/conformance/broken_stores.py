@@ -1,12 +1,9 @@
-"""A correct in-memory reference store, and stores that each break one promise.
+"""Stores that each break one promise of the reference store (tests/support).
 
-The reference store keeps its data in a *space* shared by every client of this
-process opened with the same ``space`` option, under one lock: increments,
-set-if-absent, compare-and-swap and the lease primitives are atomic, and
-``apply_sync`` applies a batch once. It is not shared across processes, so it does
-not declare ``distributed``. Each broken store keeps every declaration and breaks
-exactly one promise; the conformance suite must name it. One more declares nothing,
-so that its capabilities come from the core's live probe.
+The reference store (re-exported here so the suite can name it by import path) keeps
+every promise but ``distributed``, within one process. Each broken store keeps every
+declaration and breaks exactly one promise; the conformance suite must name it. One
+more declares nothing, so that its capabilities come from the core's live probe.
 """
 
 from __future__ import annotations
@@ -15,11 +12,9 @@ import threading
 import time
 from collections.abc import Iterable
 
-import attrs
-from metricache.store import Capability, Store, parse_int, ttl_ms
-from metricache.sync.apply import apply_generic, current_epoch
-from metricache.sync.batch import OutcomeStatus, SyncBatch, SyncOutcome
-from metricache_memory import MemoryStore
+from metricache.store import Capability, Store
+
+from tests.support.reference_store import ReferenceOptions, ReferenceStore
 
 __all__ = [
     "CarelessLockStore",
@@ -28,105 +23,6 @@ __all__ = [
     "ReferenceStore",
     "UndeclaredStore",
 ]
-
-
-@attrs.frozen(kw_only=True)
-class ReferenceOptions:
-    """``space``: clients opened with the same space (in one process) share their data."""
-
-    space: str = "default"
-
-
-class _Space:
-    def __init__(self) -> None:
-        self.lock = threading.RLock()
-        self.data: dict[bytes, tuple[bytes, float]] = {}
-
-
-_spaces: dict[str, _Space] = {}
-_spaces_lock = threading.Lock()
-
-
-def _space(name: str) -> _Space:
-    with _spaces_lock:
-        return _spaces.setdefault(name, _Space())
-
-
-class ReferenceStore(MemoryStore):
-    """A memory store that keeps every promise but ``distributed``, within one process."""
-
-    name = "reference"
-    capabilities = frozenset(
-        {Capability.ATOMIC, Capability.CAS, Capability.LOCKING, Capability.EXACTLY_ONCE}
-    )
-    options_class = ReferenceOptions
-
-    def __init__(self, options: ReferenceOptions | None = None) -> None:
-        super().__init__(options)
-        space = _space(self.options.space)
-        # MemoryStore's methods use these two attributes; the lock is re-entrant so
-        # that apply_sync can hold it around the primitives it calls.
-        self._lock = space.lock  # type: ignore[assignment]
-        self._data = space.data
-
-    def _write(self, key: bytes, value: bytes, ttl: float) -> None:
-        self._data[bytes(key)] = (bytes(value), time.monotonic() + ttl_ms(ttl) / 1000)
-
-    def incr(self, key: bytes, amount: int, ttl: float) -> int:
-        """Add ``amount`` under the space's lock."""
-        with self._lock:
-            raw = self._live(key, time.monotonic())
-            value = (parse_int(key, raw) if raw is not None else 0) + amount
-            self._write(key, b"%d" % value, ttl)
-            return value
-
-    def add(self, key: bytes, value: bytes, ttl: float) -> bool:
-        """Store ``value`` if ``key`` is absent, under the lock."""
-        with self._lock:
-            if self._live(key, time.monotonic()) is not None:
-                return False
-            self._write(key, value, ttl)
-            return True
-
-    def compare_and_swap(
-        self, key: bytes, expected: bytes | None, value: bytes, ttl: float
-    ) -> bool:
-        """Replace the value if it equals ``expected``, under the lock."""
-        with self._lock:
-            if self._live(key, time.monotonic()) != expected:
-                return False
-            self._write(key, value, ttl)
-            return True
-
-    def compare_and_delete(self, key: bytes, expected: bytes) -> bool:
-        """Delete ``key`` if it holds ``expected``, under the lock."""
-        with self._lock:
-            if self._live(key, time.monotonic()) != expected:
-                return False
-            del self._data[key]
-            return True
-
-    def compare_and_touch(self, key: bytes, expected: bytes, ttl: float) -> bool:
-        """Reset the TTL of ``key`` if it holds ``expected``, under the lock."""
-        with self._lock:
-            if self._live(key, time.monotonic()) != expected:
-                return False
-            self._write(key, expected, ttl)
-            return True
-
-    def apply_sync(self, batch: SyncBatch) -> SyncOutcome:
-        """Apply a batch once: its sequence number is checked and recorded under the lock."""
-        with self._lock:
-            epoch = current_epoch(self, batch)
-            if epoch != batch.epoch:
-                return SyncOutcome(OutcomeStatus.EPOCH_CHANGED, epoch)
-            seq_key = batch.keyspace.sequence(batch.token)
-            last = self.get(seq_key)
-            if last is not None and parse_int(seq_key, last) >= batch.seq:
-                return SyncOutcome(OutcomeStatus.DUPLICATE, epoch)
-            outcome = apply_generic(self, batch)
-            self.set(seq_key, b"%d" % batch.seq, batch.retention)
-            return outcome
 
 
 class LossyCounterStore(ReferenceStore):
