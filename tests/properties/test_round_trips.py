@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import math
 import secrets
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import metricache
@@ -37,35 +35,8 @@ from tests.formats.exposition import assert_same_samples, expected_samples, pars
 from tests.formats.snapshots import exact
 from tests.formats.test_openmetrics import om_expected
 from tests.formats.test_openmetrics import text_string_to_metric_families as om_families
+from tests.properties.conftest import STORE_NAMES
 from tests.properties.strategies import STORES, FamilySpec, family_specs
-from tests.support.servers import MemcachedServer, RedisServer
-
-STORE_NAMES = ["memory", "file", "redis", "memcached"]
-
-
-@pytest.fixture(scope="module")
-def file_directory(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("property-file-store")
-
-
-@pytest.fixture
-def store(
-    request: pytest.FixtureRequest,
-    redis_server: RedisServer,
-    memcached_server: MemcachedServer,
-    file_directory: Path,
-) -> Iterator[metricache.Store]:
-    name = request.param
-    if name == "memory":
-        opened = metricache.open_store("memory")
-    elif name == "file":
-        opened = metricache.open_store("file", path=str(file_directory), fsync=False)
-    elif name == "redis":
-        opened = metricache.open_store("redis", url=redis_server.url)
-    else:
-        opened = metricache.open_store("memcached", url=memcached_server.url)
-    yield opened
-    opened.close()
 
 
 def declare(registry: metricache.Registry, name: str, spec: FamilySpec) -> bool:

@@ -12,7 +12,6 @@ work and the view must still be readable afterwards.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterator
 from pathlib import Path
 
 import metricache
@@ -27,10 +26,8 @@ from metricache.sync.strategy import Strategy
 from metricache_file.store import file_name
 from pymemcache.client.base import Client  # type: ignore[import-untyped]
 
+from tests.properties.conftest import STORE_NAMES
 from tests.properties.strategies import STORES
-from tests.support.servers import MemcachedServer, RedisServer
-
-STORE_NAMES = ["memory", "file", "redis", "memcached"]
 
 # (key kind, bytes, how to write them)
 garbage = st.lists(
@@ -50,31 +47,6 @@ garbage = st.lists(
     min_size=1,
     max_size=4,
 )
-
-
-@pytest.fixture(scope="module")
-def file_directory(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("garbage-file-store")
-
-
-@pytest.fixture
-def store(
-    request: pytest.FixtureRequest,
-    redis_server: RedisServer,
-    memcached_server: MemcachedServer,
-    file_directory: Path,
-) -> Iterator[metricache.Store]:
-    name = request.param
-    if name == "memory":
-        opened = metricache.open_store("memory")
-    elif name == "file":
-        opened = metricache.open_store("file", path=str(file_directory), fsync=False)
-    elif name == "redis":
-        opened = metricache.open_store("redis", url=redis_server.url)
-    else:
-        opened = metricache.open_store("memcached", url=memcached_server.url)
-    yield opened
-    opened.close()
 
 
 def _keys(keyspace: Keyspace, kind: str, ikey: str) -> list[bytes]:
