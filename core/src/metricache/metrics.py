@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterable, Sequence
 from types import TracebackType
 from typing import Any, ClassVar, Generic, TypeVar, cast
 
-from metricache.names import full_metric_name, validate_label_names
+from metricache.names import INSTANCE_LABEL, full_metric_name, validate_label_names
 from metricache.registry import REGISTRY, Registry
 from metricache.snapshot import (
     Family,
@@ -154,18 +154,15 @@ class _ExceptionCounter:
 class _Child:
     """State shared by every series: its lock, labels and change-tracking flag."""
 
-    __slots__ = ("__weakref__", "_dirty", "_labels", "_lock", "_tracker", "family")
+    __slots__ = ("__weakref__", "_dirty", "_labels", "_lock", "family")
 
-    def __init__(
-        self, family: MetricBase[Any], labels: tuple[str, ...], tracker: deque[Any]
-    ) -> None:
+    def __init__(self, family: MetricBase[Any], labels: tuple[str, ...]) -> None:
         self.family = family
         self._labels = labels
         self._lock = threading.Lock()
-        self._tracker = tracker
         # A new series is "changed": the syncer must learn that it exists.
         self._dirty = True
-        tracker.append(self)
+        family._tracker.append(self)
 
     @property
     def labels(self) -> tuple[str, ...]:
@@ -173,9 +170,14 @@ class _Child:
         return self._labels
 
     def _mark(self) -> None:
-        # Runs after the value changed; see Syncer for why this order is safe.
+        # Runs after the value changed; see Syncer for why this order is safe. The
+        # tracker is the family's current one: it keeps nothing until a syncer arms it.
         self._dirty = True
-        self._tracker.append(self)
+        self.family._tracker.append(self)
+
+    def _inherit(self) -> Any:
+        """Return what this series holds at a fork, in the child (its parent's part)."""
+        raise NotImplementedError
 
 
 class CounterChild(_Child):
@@ -183,11 +185,9 @@ class CounterChild(_Child):
 
     __slots__ = ("_value",)
 
-    def __init__(
-        self, family: MetricBase[Any], labels: tuple[str, ...], tracker: deque[Any]
-    ) -> None:
+    def __init__(self, family: MetricBase[Any], labels: tuple[str, ...]) -> None:
         self._value = 0.0
-        super().__init__(family, labels, tracker)
+        super().__init__(family, labels)
 
     def inc(self, amount: float = 1.0) -> None:
         """Add ``amount`` (default 1), which must be finite and not negative."""
@@ -214,22 +214,26 @@ class CounterChild(_Child):
         """Return the current value of this series in this process."""
         return self._value
 
+    def _inherit(self) -> float:
+        return self._value
+
 
 class GaugeChild(_Child):
     """One gauge series: set, increased or decreased freely.
 
     It also remembers when it last changed (wall clock), which the ``last`` merge
-    mode uses to pick the most recent value across instances.
+    mode uses to pick the most recent value across instances, and what it inherited
+    through ``fork()`` (``_base``): a child reports only what it records itself, so
+    its own value is ``value - base`` until it sets the gauge.
     """
 
-    __slots__ = ("_stamp", "_value")
+    __slots__ = ("_base", "_stamp", "_value")
 
-    def __init__(
-        self, family: MetricBase[Any], labels: tuple[str, ...], tracker: deque[Any]
-    ) -> None:
+    def __init__(self, family: MetricBase[Any], labels: tuple[str, ...]) -> None:
         self._value = 0.0
+        self._base = 0.0
         self._stamp = time.time()
-        super().__init__(family, labels, tracker)
+        super().__init__(family, labels)
 
     def set(self, value: float) -> None:
         """Set the gauge to ``value``."""
@@ -238,6 +242,7 @@ class GaugeChild(_Child):
         lock.acquire()
         try:
             self._value = value
+            self._base = 0.0
             self._stamp = time.time()
         finally:
             lock.release()
@@ -281,6 +286,20 @@ class GaugeChild(_Child):
         with self._lock:
             return self._value, self._stamp
 
+    def _inherit(self) -> float:
+        # A gauge keeps what it inherited as its base, so its own value starts at 0.
+        self._base = self._value
+        return self._value
+
+    def own(self) -> tuple[float, float]:
+        """Return ``(this process's own value, time of the last change)``.
+
+        The own value leaves out what a forked child inherited and has not replaced
+        with ``set()``; in a process that was not forked it is the value.
+        """
+        with self._lock:
+            return self._value - self._base, self._stamp
+
 
 class _InProgress:
     __slots__ = ("_gauge",)
@@ -318,14 +337,12 @@ class HistogramChild(_Child):
 
     __slots__ = ("_counts", "_sum", "_upper")
 
-    def __init__(
-        self, family: MetricBase[Any], labels: tuple[str, ...], tracker: deque[Any]
-    ) -> None:
+    def __init__(self, family: MetricBase[Any], labels: tuple[str, ...]) -> None:
         upper = cast("Histogram", family)._upper_bounds
         self._upper = upper
         self._counts = [0] * len(upper)
         self._sum = 0.0
-        super().__init__(family, labels, tracker)
+        super().__init__(family, labels)
 
     def observe(self, amount: float) -> None:
         """Record one observation, which must be a finite number."""
@@ -347,6 +364,9 @@ class HistogramChild(_Child):
     def time(self) -> _Timer:
         """Observe the duration of a block or call, in seconds."""
         return _Timer(self.observe)
+
+    def _inherit(self) -> tuple[tuple[int, ...], float]:
+        return tuple(self._counts), self._sum
 
     def read(self) -> tuple[tuple[int, ...], float]:
         """Return ``(per-bucket counts, sum)``, taken together under the series lock."""
@@ -394,7 +414,9 @@ class MetricBase(Generic[ChildT]):
         self.cardinality_limit = limit
         self.registry = registry
         self._prepare()
-        self._tracker: deque[Any] = registry.tracker if registry is not None else _NO_TRACKER
+        # The registry hands its tracker over when it registers the metric (and again
+        # when a syncer arms it); until then, and without a registry, nothing is kept.
+        self._tracker: deque[Any] = _NO_TRACKER
         self._lock = threading.Lock()
         self._children: dict[tuple[str, ...], ChildT] = {}
         self._folded = [0]  # label lookups folded into the overflow series
@@ -441,14 +463,24 @@ class MetricBase(Generic[ChildT]):
     def _adopt(self, owner: MetricBase[ChildT]) -> None:
         # An identical redeclaration shares the first declaration's series.
         owner._ensure_default()
+        # The registry knows only the owner; it hands a new lock (after a fork) and its
+        # armed tracker to the adopters too. Listed before the tracker is copied, so an
+        # arming in between reaches this adopter either way.
+        owner._adopters.append(weakref.ref(self))
         self._lock = owner._lock
         self._children = owner._children
         self._default = owner._default
         self._folded = owner._folded
+        self._tracker = owner._tracker
         self.documentation = owner.documentation
-        # The registry knows only the owner; it hands a new lock to its adopters after
-        # a fork, or the two objects would guard the same children with different locks.
-        owner._adopters.append(weakref.ref(self))
+
+    def _use_tracker(self, tracker: deque[Any]) -> None:
+        """Record changes of this metric's series (and its adopters') in ``tracker``."""
+        self._tracker = tracker
+        for ref in self._adopters:
+            adopter = ref()
+            if adopter is not None:
+                adopter._tracker = tracker
 
     def _reset_locks(self) -> None:
         self._lock = threading.Lock()
@@ -462,7 +494,7 @@ class MetricBase(Generic[ChildT]):
     # -- children --------------------------------------------------------------------
 
     def _make_child(self, labels: tuple[str, ...]) -> ChildT:
-        child = cast(ChildT, self._child_class(self, labels, self._tracker))
+        child = cast(ChildT, self._child_class(self, labels))
         self._children[labels] = child
         return child
 
@@ -558,14 +590,20 @@ class MetricBase(Generic[ChildT]):
         """Forget the series with these label values in this process."""
         key = self._check_values(labelvalues)
         with self._lock:
-            self._children.pop(key, None)
+            child = self._children.pop(key, None)
+        if child is not None:
+            # A syncer learns at its next sync that the series is gone (it sends what
+            # the series counted since the last sync, then stops holding it).
+            self._tracker.append(child)
 
     def clear(self) -> None:
         """Forget every series of this labelled metric in this process."""
         if not self.labelnames:
             raise ValueError(f"metric {self.name!r} has no labels; there is nothing to clear")
         with self._lock:
+            removed = list(self._children.values())
             self._children.clear()
+        self._tracker.extend(removed)
 
     def children(self) -> list[ChildT]:
         """Return the live series of this metric."""
@@ -648,7 +686,8 @@ class Gauge(MetricBase[GaugeChild]):
     """A value that goes up and down.
 
     ``merge`` says how instances combine in the merged view: ``"sum"`` (default),
-    ``"max"``, ``"min"``, ``"last"`` or ``"per_instance"`` (an ``instance`` label).
+    ``"max"``, ``"min"``, ``"last"`` or ``"per_instance"`` (a ``metricache_instance``
+    label names each instance's series).
     """
 
     _type = MetricType.GAUGE
@@ -683,8 +722,8 @@ class Gauge(MetricBase[GaugeChild]):
         )
 
     def _reserved(self) -> tuple[str, ...]:
-        # The merged view adds an ``instance`` label to per-instance gauges.
-        return ("instance",) if self.merge is GaugeMerge.PER_INSTANCE else ()
+        # The merged view adds a label naming the instance to per-instance gauges.
+        return (INSTANCE_LABEL,) if self.merge is GaugeMerge.PER_INSTANCE else ()
 
     def _describe(self) -> str:
         return f"{super()._describe()} (merge {self.merge.value!r})"

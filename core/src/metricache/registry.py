@@ -2,7 +2,9 @@
 
 It also owns the *change tracker*, a deque into which a series appends itself the
 first time it changes after a sync. The syncer drains it, so the cost of a sync
-follows how many series changed, not how many exist.
+follows how many series changed, not how many exist. Until a syncer *arms* it the
+tracker keeps nothing, so a registry nobody syncs holds no record of series it no
+longer has.
 """
 
 from __future__ import annotations
@@ -49,9 +51,12 @@ class Registry:
         # ...) -> the metric, so two metrics can never write the same sample name.
         self._exposed: dict[str, MetricBase[Any]] = {}
         self._collectors: list[Collector] = []
-        # Series append themselves here when they first change after a drain.
-        self.tracker: deque[Any] = deque()
+        # Series append themselves here when they first change after a drain; it keeps
+        # nothing (maxlen 0) until a syncer arms it.
+        self.tracker: deque[Any] = deque(maxlen=0)
         self._self_metrics: dict[str, Any] = {}
+        # In a forked child: what each series held at the fork (its parent's to report).
+        self.inherited: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
         _registries.add(self)
 
     def register(self, metric: MetricBase[Any]) -> MetricBase[Any]:
@@ -75,6 +80,7 @@ class Registry:
                 self._metrics[metric.name] = metric
                 for name in names:
                     self._exposed[name] = metric
+                metric._use_tracker(self.tracker)
                 return metric
             problem = existing._conflict_with(metric)
             if problem:
@@ -92,6 +98,24 @@ class Registry:
             if removed is not None:
                 for exposed in removed._exposed_names():
                     self._exposed.pop(exposed, None)
+
+    @property
+    def armed(self) -> bool:
+        """Whether a syncer armed the change tracker (it records changes)."""
+        return self.tracker.maxlen is None
+
+    def arm_tracker(self) -> deque[Any]:
+        """Make the change tracker record changes from now on; return it.
+
+        Called by the syncer that takes this registry over. Series that changed before
+        are not in it: the syncer looks at every series once after arming.
+        """
+        with self._lock:
+            if self.tracker.maxlen is not None:
+                self.tracker = deque()
+                for metric in self._metrics.values():
+                    metric._use_tracker(self.tracker)
+            return self.tracker
 
     def get(self, name: str) -> MetricBase[Any] | None:
         """Return the metric registered under ``name`` (base name), or None."""
@@ -138,10 +162,23 @@ class Registry:
         )
 
     def _reset_after_fork(self) -> None:
-        """Give every lock a fresh state in a forked child (called at fork)."""
+        """Prepare a forked child (called at fork, before anything else).
+
+        Every lock gets a fresh state, and every series records what it inherited
+        (:attr:`inherited`; a gauge keeps it as its base): what the parent recorded is
+        the parent's to report, whether a syncer runs in the child already or is
+        started later. Pending change marks are dropped: a series is changed in the
+        child once the child records into it.
+        """
         self._lock = threading.RLock()
+        inherited: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
         for metric in list(self._metrics.values()):
             metric._reset_locks()
+            for child in list(metric._children.values()):
+                child._dirty = False
+                inherited[child] = child._inherit()
+        self.inherited = inherited
+        self.tracker.clear()
 
     def self_metric(self, key: str, factory: Callable[[Registry], Any]) -> Any:
         """Return metricache's own metric ``key`` in this registry, creating it once."""
