@@ -203,8 +203,10 @@ def test_gauge_tracks_in_progress_and_current_time(
 def test_gauge_merge_mode_is_checked(registry: Registry) -> None:
     with pytest.raises(ValueError, match="merge mode must be one of sum, max, min, last"):
         Gauge("g", "G", merge="average", registry=registry)
-    with pytest.raises(ValueError, match=r"'instance'.*reserves it"):
-        Gauge("per", "P", ["instance"], merge="per_instance", registry=registry)
+    with pytest.raises(ValueError, match=r"'metricache_instance'.*reserves it"):
+        Gauge("per", "P", ["metricache_instance"], merge="per_instance", registry=registry)
+    # Prometheus's own target label is free: the merged view names instances otherwise.
+    Gauge("per_host", "P", ["instance"], merge="per_instance", registry=registry)
     g = Gauge("mx", "M", merge="max", registry=registry)
     assert registry.snapshot()["mx"].merge is g.merge
 

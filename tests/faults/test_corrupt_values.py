@@ -75,12 +75,17 @@ class Shop:
             self.reader, namespace=self.namespace, retention=self.retention
         )
 
-    def value_key(self, shop: str) -> bytes:
-        return self.keyspace.value(series_id("orders", (shop,)), "i")
+    def series_key(self, shop: str) -> bytes:
+        """The key of a series: a hash in Redis, its life record in memcached."""
+        return self.keyspace.series(series_id("orders", (shop,)))
+
+    def part_key(self, shop: str) -> bytes:
+        """The key of a counter's whole units in memcached."""
+        return self.keyspace.part(series_id("orders", (shop,)), "i")
 
 
 @pytest.mark.parametrize("garbage", ["bytes", "hash"])
-def test_garbage_in_a_redis_value_key_is_skipped_then_replaced_by_the_next_sync(
+def test_garbage_in_a_redis_series_key_is_skipped_then_replaced_and_resent(
     redis_server: RedisServer,
     namespace: str,
     garbage: str,
@@ -93,9 +98,10 @@ def test_garbage_in_a_redis_value_key_is_skipped_then_replaced_by_the_next_sync(
     shop.orders.labels("b").inc(7)
     shop.sync()
     raw = redis.Redis(port=redis_server.port)
-    key = shop.value_key("a")
+    key = shop.series_key("a")
     if garbage == "bytes":
-        raw.set(key, GARBAGE, keepttl=True)
+        raw.delete(key)
+        raw.set(key, GARBAGE)
     else:
         raw.delete(key)
         raw.hset(key, "field", "value")
@@ -109,39 +115,40 @@ def test_garbage_in_a_redis_value_key_is_skipped_then_replaced_by_the_next_sync(
         assert read_counted == 1
         assert "skipping a corrupt store value" in caplog.text
     else:
-        # MGET reads a key of another type as absent: the reader skips the series like
-        # an expired one and has nothing to count. The sync below counts the repair.
+        # A hash without a life reads as a series that is not there: nothing to count
+        # on reading. The sync below counts the repair.
         assert read_counted == 0
 
     shop.orders.labels("a").inc(2)
     shop.sync()
     assert corrupt_values() - before == read_counted + 1
     assert "replaced 1 keys that held something metricache did not write" in caplog.text
-    assert raw.type(key) == b"string"
-    assert value_of(shop.view(), "orders", "a") == 2  # the 5 the key held are gone
+    assert raw.type(key) == b"hash"
+    # The series had lost its life: the instance sent its whole contribution again.
+    assert value_of(shop.view(), "orders", "a") == 7
 
     shop.orders.labels("a").inc(3)
     shop.sync()
     view = shop.view()
-    assert (value_of(view, "orders", "a"), value_of(view, "orders", "b")) == (5, 7)
+    assert (value_of(view, "orders", "a"), value_of(view, "orders", "b")) == (10, 7)
     shop.syncer.stop()
 
-    what = "bytes b'\\xff\\x00garbage'" if garbage == "bytes" else "a hash"
-    fault.fault = f"{what} written over a counter's value key in Redis"
+    what = "bytes b'\\xff\\x00garbage'" if garbage == "bytes" else "a hash without a life"
+    fault.fault = f"{what} written over a counter's series key in Redis"
     fault.store = "redis"
     fault.strategy = "distributed_atomic"
     fault.happened = (
         "the reader skipped the series"
-        + (" and counted it" if garbage == "bytes" else " (a hash reads as absent: not counted)")
-        + "; the next sync replaced the key inside its script and counted the repair; "
-        "later syncs added up again"
+        + (" and counted it" if garbage == "bytes" else " (read as absent: not counted)")
+        + "; the next sync replaced the key inside its script, counted the repair, found "
+        "the series' life gone and sent the instance's whole contribution again"
     )
     fault.sent = 5 + 2 + 3 + 7
-    fault.counted = 5 + 7
+    fault.counted = 5 + 2 + 3 + 7
     fault.compared = "one counter, 2 series"
-    fault.lost = 5
+    fault.lost = 0
     fault.doubled = 0
-    fault.allowed = "what the overwritten key held (5)"
+    fault.allowed = "nothing lost: live instances send their contributions again"
     fault.seen_in = [
         "metricache_store_corrupt_values_total",
         "log: replaced 1 keys that held something metricache did not write",
@@ -160,7 +167,7 @@ def test_a_non_integer_in_a_memcached_value_key_is_skipped_then_replaced(
     shop.orders.labels("b").inc(7)
     shop.sync()
     raw = Client(("127.0.0.1", memcached_server.port))
-    key = shop.value_key("a")
+    key = shop.part_key("a")
     assert raw.get(key) is not None  # a plain ASCII key: memcached's own key is the same
     assert raw.set(key, b"not a number \xff", expire=300, noreply=False)
     before = corrupt_values()
@@ -306,12 +313,12 @@ def test_garbage_in_the_epoch_key_is_replaced_and_syncing_goes_on(
     shop.orders.labels("a").inc(2)
     first = shop.syncer.flush()
     assert first.ok, first.error  # never stuck behind a key it cannot read
-    assert first.resent_totals  # an unreadable epoch is another epoch: totals re-sent
+    assert first.resent_totals  # an unreadable epoch is another epoch: every series checked
     assert corrupt_values() - before == 1
     shop.orders.labels("a").inc(3)
     shop.sync()
-    # The store had not lost the 5 synced before the damage: re-sent, they count twice.
-    assert value_of(shop.view(), "orders", "a") == 5 + 2 + 3 + 5
+    # The store had not lost the series: its life was still there, nothing was re-sent.
+    assert value_of(shop.view(), "orders", "a") == 5 + 2 + 3
     assert "has lost its data" in caplog.text
     shop.syncer.stop()
 
@@ -319,15 +326,16 @@ def test_garbage_in_the_epoch_key_is_replaced_and_syncing_goes_on(
     fault.store = store_name
     fault.strategy = "distributed_atomic" if store_name == "redis" else "distributed_basic"
     fault.happened = (
-        "the next sync counted the key, replaced it with a new epoch and, as after any "
-        "change of epoch, every instance re-sent its cumulative totals"
+        "the next sync counted the key and replaced it with a new epoch; as after any "
+        "change of epoch, every instance checked the lives of the series it holds, found "
+        "them all there, and sent nothing twice"
     )
     fault.sent = 5 + 2 + 3
-    fault.counted = 5 + 2 + 3 + 5
+    fault.counted = 5 + 2 + 3
     fault.compared = "one counter"
     fault.lost = 0
-    fault.doubled = 5
-    fault.allowed = "what was synced before the damage, counted twice (taken for a flush)"
+    fault.doubled = 0
+    fault.allowed = "nothing: a series whose life is still there keeps every contribution"
     fault.seen_in = [
         "metricache_store_corrupt_values_total",
         "metricache_store_resets_total",

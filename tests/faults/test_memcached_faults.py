@@ -151,7 +151,7 @@ def test_memcached_restarted_in_the_middle_of_a_sync_counts_that_syncs_rest_twic
         local = orders.labels(shop).get()
         sample = view["orders"].sample(shop)
         assert isinstance(sample, Sample)
-        twice = store.after_restart[keyspace.value(series_id("orders", (shop,)), "i")]
+        twice = store.after_restart[keyspace.part(series_id("orders", (shop,)), "i")]
         assert sample.value == local + twice  # exactly the documented double, no more
         sent += int(local)
         counted += int(sample.value)

@@ -182,7 +182,7 @@ def _series_keys(
     namespace: str, family: str, kinds: Iterable[str], parts: list[str]
 ) -> list[bytes]:
     keyspace = Keyspace(namespace)
-    return [keyspace.value(series_id(family, (kind,)), p) for kind in kinds for p in parts]
+    return [keyspace.part(series_id(family, (kind,)), p) for kind in kinds for p in parts]
 
 
 def test_memcached_behind_a_proxy_that_drops_stalls_and_resets_doubles_only_what_was_in_doubt(

@@ -26,6 +26,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from metricache.formats import render
+from metricache.names import INSTANCE_LABEL
 from metricache.snapshot import Family, HistogramSample, MetricType, Sample, Snapshot
 from metricache.sync.keyspace import join_fixed, split_fixed
 from metricache.sync.strategy import Strategy
@@ -95,7 +96,7 @@ def as_stored(family: Family, strategy: Strategy, instance: str) -> Family:
         else:
             samples.append(s)
     if family.merge is not None and family.merge.value == "per_instance":
-        labelnames = (*labelnames, "instance")
+        labelnames = (*labelnames, INSTANCE_LABEL)
     return Family(
         name=family.name,
         type=family.type,

@@ -1,12 +1,12 @@
 """Arbitrary bytes under any key the reader reads never crash it, in any store.
 
 An instance syncs counters, gauges and a histogram; then hypothesis writes arbitrary
-bytes under keys the reader consults (the epoch, the families, index, fractional and
-instance maps, gauge maps, value keys, saved views), through the store's own ``set``
-and behind its back: raw items with any flags in memcached, hashes, lists and sets
-with arbitrary fields in Redis, arbitrary file contents in the file store. Reading
-the view must return a Snapshot (skipping what it cannot read); syncing must still
-work and the view must still be readable afterwards.
+bytes under keys the reader consults (the epoch, the families, index and instance
+maps, instance headers and gauge pages, series keys and their parts, saved views),
+through the store's own ``set`` and behind its back: raw items with any flags in
+memcached, hashes, lists and sets with arbitrary fields in Redis, arbitrary file
+contents in the file store. Reading the view must return a Snapshot (skipping what it
+cannot read); syncing must still work and the view must still be readable afterwards.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from tests.properties.strategies import STORES
 garbage = st.lists(
     st.tuples(
         st.sampled_from(
-            ["epoch", "fam", "idx", "frac", "inst", "gauges", "value", "local", "instances"]
+            ["epoch", "fam", "idx", "inst", "header", "page", "series", "local", "instances"]
         ),
         st.one_of(
             st.binary(max_size=64),
@@ -49,17 +49,17 @@ garbage = st.lists(
 )
 
 
-def _keys(keyspace: Keyspace, kind: str, ikey: str) -> list[bytes]:
+def _keys(keyspace: Keyspace, kind: str, ikey: str, layout: str) -> list[bytes]:
     gen = keyspace.generation()
     sid = series_id("orders", ("eu",))
     return {
         "epoch": [keyspace.epoch()],
         "fam": [keyspace.families(gen)],
         "idx": [keyspace.index("orders", gen), keyspace.index("latency", gen)],
-        "frac": [keyspace.fractional(gen)],
         "inst": [keyspace.instances(gen)],
-        "gauges": [keyspace.gauges(ikey)],
-        "value": [keyspace.value(sid, "i"), keyspace.value(sid, "f")],
+        "header": [keyspace.instance(ikey)],
+        "page": [keyspace.gauge_page(ikey, layout, 0)],
+        "series": [keyspace.series(sid), keyspace.part(sid, "i"), keyspace.part(sid, "f")],
         "local": [keyspace.local(ikey)],
         "instances": [keyspace.local_instances()],
     }[kind]
@@ -109,8 +109,9 @@ def test_arbitrary_bytes_under_the_keys_never_crash_the_reader(
     syncer = metricache.Syncer(registry, store, interval=3600, namespace=namespace)
     assert syncer.flush().ok
     keyspace = syncer.keyspace
+    layout = syncer._shared.gauges.layout if syncer._shared is not None else "none.1"
     for n, (kind, data, how) in enumerate(writes):
-        for key in _keys(keyspace, kind, syncer.instance.key):
+        for key in _keys(keyspace, kind, syncer.instance.key, layout):
             if how == "set":
                 store.set(key, data, 60)
             else:

@@ -8,8 +8,10 @@ import time
 import metricache
 import pytest
 from metricache.snapshot import HistogramSample, Sample
+from metricache.sync.keyspace import TRACE_PREFIX, series_id
 from metricache.sync.syncer import Syncer
 
+from tests.support.faulty import Faulty
 from tests.support.proxy import ReplyLossProxy
 from tests.support.servers import MemcachedServer, RedisServer
 
@@ -213,19 +215,23 @@ def test_hostile_label_values_round_trip_and_touch_no_other_key(
 
 
 @pytest.mark.parametrize("garbage", [b"99999999999999", b"not a number"])
-def test_a_sequence_key_overwritten_behind_our_back_never_drops_batches(
+def test_a_trace_overwritten_behind_our_back_never_drops_a_retried_batch(
     redis_server: RedisServer, namespace: str, garbage: bytes
 ) -> None:
-    store = metricache.open_store("redis", url=redis_server.url)
+    store = Faulty(metricache.open_store("redis", url=redis_server.url))
     registry = metricache.Registry()
     counter = metricache.Counter("kept", "Kept", registry=registry)
     syncer = Syncer(registry, store, interval=60, namespace=namespace)
     counter.inc(2)
     assert syncer.flush().ok
-    # Written without a TTL, as metricache never writes it.
-    store._client.set(syncer.keyspace.sequence(syncer.instance.token), garbage)  # type: ignore[attr-defined]
     counter.inc(3)
-    assert syncer.flush().ok
+    store.lose_next = True  # the request never reaches Redis, the outcome is unknown
+    assert not syncer.flush().ok
+    # A trace of this incarnation that no batch of it wrote: it proves nothing.
+    series = syncer.keyspace.series(series_id("kept", ()))
+    trace = (TRACE_PREFIX + syncer.instance.token).encode()
+    store.inner._client.hset(series, trace, garbage)  # type: ignore[attr-defined]
+    assert syncer.flush().ok  # the retry
     counter.inc(4)
     assert syncer.flush().ok
-    assert counter_value(metricache.merged_snapshot(store, namespace=namespace), "kept") == 9
+    assert counter_value(metricache.merged_snapshot(store.inner, namespace=namespace), "kept") == 9

@@ -5,17 +5,29 @@ from __future__ import annotations
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import metricache
 import pytest
 from metricache.snapshot import Family, HistogramSample, MetricType, Sample
-from metricache.sync import syncer as syncer_module
+from metricache.sync import shared as shared_module
 from metricache.sync.keyspace import series_id
+from metricache.sync.shared import SharedSync
 from metricache.sync.strategy import Strategy
 from metricache.sync.syncer import Syncer
 
 from tests.support.servers import RedisServer
 from tests.support.shared_store import SharedStore
+
+
+def shared(syncer: Syncer) -> SharedSync:
+    engine = syncer._shared
+    assert engine is not None
+    return engine
+
+
+def pending(syncer: Syncer) -> set[Any]:
+    return shared(syncer).pending
 
 
 def value(view: metricache.Snapshot, name: str, *labels: str) -> float:
@@ -63,9 +75,9 @@ def test_a_failed_sync_keeps_its_deltas_and_nothing_grows(namespace: str) -> Non
         counter.labels("a").inc()
         counter.labels("b").inc(2)
         assert not syncer.flush().ok
-        sizes.append(len(syncer._pending))
+        sizes.append(len(pending(syncer)))
     # What waits is one entry per changed series, however long the outage.
-    assert {c for c in syncer._pending if c.family is counter} == {
+    assert {c for c in pending(syncer) if c.family is counter} == {
         counter.labels("a"),
         counter.labels("b"),
     }
@@ -74,7 +86,7 @@ def test_a_failed_sync_keeps_its_deltas_and_nothing_grows(namespace: str) -> Non
     assert syncer.flush().ok
     view = metricache.merged_snapshot(store, namespace=namespace)
     assert (value(view, "c", "a"), value(view, "c", "b")) == (50, 100)
-    assert not syncer._pending
+    assert not pending(syncer)
 
 
 def test_a_half_applied_batch_resends_only_what_was_not_confirmed(namespace: str) -> None:
@@ -113,7 +125,7 @@ def test_an_increment_in_doubt_is_sent_again_at_least_once(namespace: str) -> No
 def test_large_syncs_go_in_several_confirmed_batches(
     monkeypatch: pytest.MonkeyPatch, redis_server: RedisServer, namespace: str
 ) -> None:
-    monkeypatch.setattr(syncer_module, "MAX_SERIES_PER_BATCH", 10)
+    monkeypatch.setattr(shared_module, "MAX_SERIES_PER_BATCH", 10)
     store = metricache.open_store("redis", url=redis_server.url)
     registry = metricache.Registry()
     counter = metricache.Counter("c", "c", ["k"], registry=registry)
@@ -122,9 +134,9 @@ def test_large_syncs_go_in_several_confirmed_batches(
         counter.labels(str(n)).inc(n)
         gauge.labels(str(n)).set(n)
     syncer = Syncer(registry, store, interval=60, namespace=namespace)
-    seq_before = syncer._seq
+    seq_before = shared(syncer).seq
     assert syncer.flush().ok
-    assert syncer._seq - seq_before >= 4  # 35 counters + 35 gauges + own metrics / 10
+    assert shared(syncer).seq - seq_before >= 4  # 35 counters + 35 gauges + own metrics / 10
     view = metricache.merged_snapshot(store, namespace=namespace)
     assert {s.labels[0]: s.value for s in view["c"].samples} == {  # type: ignore[union-attr]
         str(n): float(n) for n in range(35)

@@ -53,6 +53,7 @@ def all_checks() -> list[Check]:
         exactly_once,
         hostile,
         locking,
+        series,
     )
 
     return [
@@ -62,6 +63,7 @@ def all_checks() -> list[Check]:
         *distributed.CHECKS,
         *cas.CHECKS,
         *locking.CHECKS,
+        *series.CHECKS,
         *exactly_once.CHECKS,
         *contract.CHECKS,
     ]

@@ -11,12 +11,20 @@ import re
 from collections.abc import Iterable
 
 __all__ = [
+    "INSTANCE_LABEL",
     "LABEL_NAME_RULE",
     "METRIC_NAME_RULE",
     "full_metric_name",
     "validate_label_names",
     "validate_metric_name",
 ]
+
+INSTANCE_LABEL = "metricache_instance"
+"""The label a ``per_instance`` gauge's series get in the merged view, naming the instance.
+
+Not ``instance``: Prometheus gives every scraped series an ``instance`` label (the
+target's address) and would rename ours to ``exported_instance``.
+"""
 
 METRIC_NAME_RULE = "[a-zA-Z_:][a-zA-Z0-9_:]*"
 LABEL_NAME_RULE = "[a-zA-Z_][a-zA-Z0-9_]*"

@@ -17,8 +17,12 @@ capability             primitives it promises
 ``locking``            ``add``, ``compare_and_delete`` and ``compare_and_touch`` are
                        atomic, so a lease with an owner token works
 ``exactly_once``       ``apply_sync`` applies a batch once even when it is retried
-                       after a lost reply
+                       after a lost reply, however late
 =====================  ===========================================================
+
+Series are read back through ``read_series`` and a store may lay them out its own
+way (Redis keeps a series in one hash); the default layout uses the primitives
+(see :mod:`metricache.sync.apply`).
 
 The core chooses a sync strategy from the capabilities (see
 :mod:`metricache.sync.strategy`).
@@ -33,7 +37,7 @@ import logging
 import math
 import random
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -43,6 +47,7 @@ __all__ = ["Capability", "NoOptions", "Options", "Store", "decode_map", "encode_
 
 if TYPE_CHECKING:
     from metricache.sync.batch import SyncBatch, SyncOutcome
+    from metricache.sync.keyspace import Keyspace
 
 log = logging.getLogger("metricache.store")
 
@@ -136,14 +141,22 @@ class Store:
     store declares ``cas``. A store with a native structure (a Redis hash) may
     override ``get_map``, ``get_maps``, ``merge_map`` and ``replace_map``.
 
-    ``apply_sync`` applies one sync batch; the default (in
-    :mod:`metricache.sync.apply`) uses the primitives above. A store that overrides
-    it to apply a batch atomically and idempotently declares ``exactly_once``.
+    ``apply_sync`` applies one sync batch and ``read_series`` reads series back; the
+    defaults (in :mod:`metricache.sync.apply`) use the primitives above. A store that
+    overrides ``apply_sync`` to apply a batch atomically and exactly once (for
+    instance by running :func:`~metricache.sync.apply.apply_exactly_once` under a
+    lock or in a transaction) declares ``exactly_once``.
+
+    ``gauge_page_size`` is how many gauge series one page of an instance's gauges
+    holds before the syncer spreads them over more pages (a page is rewritten whole
+    when one of its gauges changes); None keeps one page, for a store that edits a
+    map in place (Redis).
     """
 
     name: ClassVar[str] = ""
     capabilities: ClassVar[frozenset[Capability] | None] = None
     options_class: ClassVar[type] = NoOptions
+    gauge_page_size: ClassVar[int | None] = 512
 
     def __init__(self, options: Options = None) -> None:
         self.options = options if options is not None else self.options_class()
@@ -184,6 +197,36 @@ class Store:
         from metricache.sync.apply import apply_generic
 
         return apply_generic(self, batch)
+
+    def series_keys(self, keyspace: Keyspace, sid: str, parts: Sequence[str]) -> list[bytes]:
+        """Return the keys one series occupies (to push their expiry back). (every store)
+
+        The default layout: the life key and one key per part.
+        """
+        return [keyspace.series(sid), *(keyspace.part(sid, p) for p in parts)]
+
+    def read_series(
+        self, keyspace: Keyspace, wanted: Sequence[tuple[str, tuple[str, ...]]]
+    ) -> list[list[int] | None]:
+        """Return the integers of each series ``(series id, part names)`` in ``wanted``.
+
+        Each answer is the list of the series' integers in the order of its parts, or
+        None when the series is absent or not whole (a series is never shown in
+        part). The default reads the layout of :mod:`metricache.sync.apply` (the life
+        key and one key per part); a store that stores series its own way in
+        ``apply_sync`` overrides this too. (every store)
+        """
+        lives = self.get_many([keyspace.series(sid) for sid, _ in wanted])
+        part_key = keyspace.part
+        values = self.read_counters([part_key(sid, p) for sid, parts in wanted for p in parts])
+        found: list[list[int] | None] = []
+        for sid, parts in wanted:
+            if keyspace.series(sid) not in lives:
+                found.append(None)
+                continue
+            ints = [values.get(part_key(sid, p)) for p in parts]
+            found.append(None if None in ints else ints)  # type: ignore[arg-type]
+        return found
 
     def declares(self, capability: Capability) -> bool:
         """Return whether this store declares ``capability``."""

@@ -1,76 +1,78 @@
-"""``exactly_once``: a sync batch sent again (after a lost reply) is not applied twice."""
+"""``exactly_once``: a sync batch sent again (after a lost reply) is not applied twice.
+
+However late the retry comes, and whoever wrote the series meanwhile: each series a
+batch wrote carries a trace of it, and the retry is recognised series by series.
+"""
 
 from __future__ import annotations
 
-import secrets
-
-from metricache.instance import instance_key
 from metricache.store import Capability
-from metricache.sync.batch import OutcomeStatus, SyncBatch
-from metricache.sync.keyspace import Keyspace
 
 from metricache_conformance.catalogue import Check
 from metricache_conformance.checking import CheckFailed, expect
+from metricache_conformance.checks.series import SyncDriver
 from metricache_conformance.context import Context
 
 __all__ = ["CHECKS"]
 
 
 def apply_twice(ctx: Context) -> None:
-    """apply_sync of the same batch twice applies it once; a newer batch still applies."""
-    store = ctx.store
-    keyspace = Keyspace(ctx.namespace + "eo", 120.0)
-    epoch = secrets.token_hex(8)
-    token = secrets.token_hex(8)
-    ikey = instance_key("conformance-exactly-once")
-
-    def batch(seq: int, amount: int, batch_token: str = token) -> SyncBatch:
-        return SyncBatch(
-            keyspace=keyspace,
-            instance_id="conformance-exactly-once",
-            instance_key=ikey,
-            token=batch_token,
-            seq=seq,
-            epoch=epoch,
-            proposed_epoch=epoch,
-            liveness_ttl=120.0,
-            increments=[("conformance", "i", amount)],
-        )
-
-    key = keyspace.value("conformance", "i")
-
-    def total() -> int:
-        return store.read_counters([key]).get(key, 0)
-
-    first = batch(1, 5)
-    outcome = store.apply_sync(first)
-    expect(
-        outcome.status is OutcomeStatus.APPLIED,
-        f"the first batch on a new namespace was answered {outcome.status.value!r}",
-    )
-    expect(total() == 5, f"after a batch of +5 the counter holds {total()}")
-    again = store.apply_sync(first)
-    got = total()
+    """A batch re-sent as a retry is applied once; newer batches and other incarnations apply."""
+    sync = SyncDriver(ctx, "eo")
+    one = sync.instance("conformance-exactly-once")
+    first = one.batch([("s", 5)])
+    outcome = sync.store.apply_sync(first)
+    expect(not outcome.lost, f"the first write of a new series was answered lost: {outcome!r}")
+    expect(sync.total("s") == 5, f"after a batch of +5 the series holds {sync.total('s')}")
+    first.retry = True
+    again = sync.store.apply_sync(first)
+    got = sync.total("s")
     if got != 5:
         raise CheckFailed(
-            f"the same batch (seq 1, +5) applied twice counted twice: the counter holds "
-            f"{got}, expected 5 (answer to the repeat: {again.status.value!r})"
+            f"the same batch (+5) re-sent as a retry counted twice: the series holds {got}, "
+            "expected 5"
         )
     expect(
-        again.status is OutcomeStatus.DUPLICATE,
-        f"a repeated batch was answered {again.status.value!r}, expected 'duplicate'",
+        again.joined.get(0, first.life) == first.life and not again.lost,
+        f"a retry of a batch that created the series was answered {again!r}",
     )
-    store.apply_sync(batch(2, 3))
-    expect(total() == 8, f"a newer batch (seq 2, +3) after a repeat left {total()}, expected 8")
-    store.apply_sync(first)
-    got = total()
-    expect(got == 8, f"an old batch (seq 1) sent after seq 2 was applied: {got}, expected 8")
-    store.apply_sync(batch(1, 1, secrets.token_hex(8)))
-    got = total()
+    one.confirm(first, again)
+    sync.store.apply_sync(one.batch([("s", 3)]))
+    expect(
+        sync.total("s") == 8, f"a newer batch (+3) after a retry left {sync.total('s')}, expected 8"
+    )
+    other = sync.instance("conformance-exactly-once-2")
+    sync.store.apply_sync(other.batch([("s", 1)], seq=first.seq))
+    got = sync.total("s")
     expect(
         got == 9,
-        f"a batch of another incarnation with the same seq was not applied: {got}, expected 9",
+        f"a batch of another incarnation with the same number was not applied: {got}, expected 9",
     )
 
 
-CHECKS = [Check("exactly_once.apply_twice", Capability.EXACTLY_ONCE, apply_twice)]
+def late_retry(ctx: Context) -> None:
+    """A retry still applies once after other instances wrote the same series meanwhile."""
+    sync = SyncDriver(ctx, "eo-late")
+    a = sync.instance("conformance-late-a")
+    b = sync.instance("conformance-late-b")
+    lost_reply = a.batch([("shared", 100), ("mine", 7)])
+    applied = sync.store.apply_sync(lost_reply)  # its answer "never reached" instance a
+    for _ in range(3):  # b keeps writing while a is away
+        outcome = sync.store.apply_sync(b.batch([("shared", 10)]))
+        b.confirm_last(outcome)
+    lost_reply.retry = True
+    retried = sync.store.apply_sync(lost_reply)
+    shared, mine = sync.total("shared"), sync.total("mine")
+    if (shared, mine) != (130, 7):
+        raise CheckFailed(
+            f"a batch re-sent after another instance wrote its series was applied again: "
+            f"the series hold {shared} and {mine}, expected 130 and 7 (first answer "
+            f"{applied!r}, answer to the retry {retried!r})"
+        )
+    expect(not retried.lost, f"the retry was answered lost: {retried!r}")
+
+
+CHECKS = [
+    Check("exactly_once.apply_twice", Capability.EXACTLY_ONCE, apply_twice),
+    Check("exactly_once.late_retry", Capability.EXACTLY_ONCE, late_retry),
+]

@@ -11,6 +11,7 @@ from metricache.cli.common import load, open_configured_store, store_parent
 from metricache.errors import StoreError
 from metricache.instance import current_instance
 from metricache.masking import redact
+from metricache.names import INSTANCE_LABEL
 from metricache.snapshot import Sample, Snapshot
 from metricache.sync.keyspace import Keyspace
 from metricache.sync.reader import live_instances, local_instances, read_local, read_merged
@@ -41,9 +42,9 @@ def register(
 def _per_instance(view: Snapshot, name: str) -> dict[str, float]:
     family = view.get(name)
     found: dict[str, float] = {}
-    if family is None or "instance" not in family.labelnames:
+    if family is None or INSTANCE_LABEL not in family.labelnames:
         return found
-    position = family.labelnames.index("instance")
+    position = family.labelnames.index(INSTANCE_LABEL)
     for sample in family.samples:
         if isinstance(sample, Sample):
             found[sample.labels[position]] = sample.value

@@ -33,7 +33,7 @@ import attrs
 from metricache.events.event import Event
 from metricache.events.mapping import EventPattern, parse_pattern, pattern_matches
 from metricache.metrics import DEFAULT_BUCKETS
-from metricache.names import LABEL_NAME_RULE, METRIC_NAME_RULE
+from metricache.names import INSTANCE_LABEL, LABEL_NAME_RULE, METRIC_NAME_RULE
 from metricache.snapshot import GaugeMerge, MetricType
 
 __all__ = [
@@ -140,8 +140,8 @@ def _check_rule(rule: MetricRule, attribute: object, value: object) -> None:
         )
     if rule.type is MetricType.HISTOGRAM and "le" in rule.labels:
         raise ValueError("labels: 'le' is reserved for histogram buckets")
-    if rule.type is MetricType.GAUGE and "instance" in rule.labels:
-        raise ValueError("labels: 'instance' is reserved for gauges merged per instance")
+    if rule.type is MetricType.GAUGE and INSTANCE_LABEL in rule.labels:
+        raise ValueError(f"labels: {INSTANCE_LABEL!r} is reserved for gauges merged per instance")
 
 
 @attrs.frozen(kw_only=True)

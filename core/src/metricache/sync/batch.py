@@ -1,29 +1,56 @@
 """What one sync sends to a store, and what the store answers.
 
-A :class:`SyncBatch` is plain data: signed integer increments for shared keys,
-registrations to merge into maps, this instance's gauge map, and the bookkeeping a
-store needs to apply it exactly once (incarnation token and sequence number) and to
-notice that it lost its data (the epoch). Stores receive batches through
-``Store.apply_sync``; the syncer builds them.
+A :class:`SyncBatch` is plain data: per series, the signed integer deltas of its parts
+and the *life* the sending instance expects it to have; the series whose expiry it
+pushes back (refresh); registrations to merge into maps; this instance's gauge
+changes; and the bookkeeping a store needs to apply it exactly once (incarnation
+token, sequence number, per-series traces) and to notice that it lost its data (the
+epoch). Stores receive batches through ``Store.apply_sync``; the syncer builds them.
+
+The rules a store applies, series by series (see ``docs/sync.md``):
+
+* A write whose ``life`` is empty comes from an instance that has no contribution in
+  the series yet. If the series is absent it is created with the batch's ``life``;
+  if present, the write *joins* it (the outcome reports the life it found).
+* A write with a ``life`` is applied only if the series still has that life. If it is
+  absent or has another life (it expired, or the store lost it, and someone created
+  it again), nothing is applied and the write is reported *lost*: the instance then
+  sends its whole contribution, as a write with an empty life.
+* A refresh resets the expiry of a series (every part of it) if it still has the
+  expected life, and reports it *stale* otherwise.
 """
 
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping
 
 import attrs
 
 from metricache.errors import StoreError
 from metricache.sync.keyspace import Keyspace
 
-__all__ = ["OutcomeStatus", "PartialApply", "SyncBatch", "SyncOutcome"]
+__all__ = [
+    "GaugeUpdate",
+    "OutcomeStatus",
+    "PartialApply",
+    "Refresh",
+    "SyncBatch",
+    "SyncOutcome",
+    "Write",
+]
+
+Write = tuple[str, str, tuple[str, ...], list[int]]
+"""``(series id, expected life or "", part names, deltas aligned with the parts)``."""
+
+Refresh = tuple[str, str, tuple[str, ...]]
+"""``(series id, expected life, part names)``."""
 
 
 class OutcomeStatus(str, enum.Enum):
     """How a store answered a batch."""
 
     APPLIED = "applied"
-    DUPLICATE = "duplicate"  # already applied earlier (a retry after a lost reply)
     EPOCH_CHANGED = "epoch_changed"  # the store lost its data: nothing was applied
 
 
@@ -31,26 +58,60 @@ class OutcomeStatus(str, enum.Enum):
 class SyncOutcome:
     """A store's answer to a batch, with the store's epoch after it.
 
-    ``gauges_lost`` says the instance's stored gauge map had expired and was not
-    rewritten (the batch carried none): the next batch must carry the whole map.
+    ``gauges_lost`` says the instance's header had expired and the batch did not
+    rewrite the gauges: the next batch must carry every page. ``lost`` are the
+    indexes of writes that were not applied (their series has another life, or none);
+    ``joined`` maps the index of each write without a life that met an existing series
+    to that series' life (a write without a life that met no series created it with
+    the batch's life); ``stale`` are the indexes of refreshes whose series was gone
+    or had another life.
     """
 
     status: OutcomeStatus
     epoch: str
     gauges_lost: bool = False
+    lost: tuple[int, ...] = ()
+    joined: Mapping[int, str] = attrs.field(factory=dict)
+    stale: tuple[int, ...] = ()
+
+
+@attrs.define
+class GaugeUpdate:
+    """Changes to one instance's gauges, which live in pages under its header.
+
+    ``layout`` names the page set (``TOKEN.COUNT``); ``pages`` is how many pages it
+    has (a series' page is :func:`page_of` its id). ``full`` means every page is
+    written anew (the first sync, a new layout, a store that lost them): ``contents``
+    then holds every page. Otherwise ``changes`` holds, per changed page, the entries
+    to set (series id -> entry) and to delete (-> None), and ``contents`` the whole
+    of each changed page, for stores that rewrite a page rather than edit it.
+    ``touch`` asks for the expiry of every page to be pushed back.
+    """
+
+    layout: str
+    pages: int
+    full: bool = False
+    changes: dict[int, dict[str, str | None]] = attrs.field(factory=dict)
+    contents: dict[int, Mapping[str, str]] = attrs.field(factory=dict)
+    touch: bool = False
+
+
+def page_of(sid: str, pages: int) -> int:
+    """Return the page a gauge series belongs to in a layout of ``pages`` pages."""
+    return int(sid[:8], 16) % pages if pages > 1 else 0
 
 
 @attrs.define
 class SyncBatch:
     """One sync's worth of changes from one instance.
 
-    ``increments`` are ``(series id, part, signed amount)``; the key of one is
-    ``keyspace.value(series id, part)``. ``epoch`` is the store epoch the increments
-    were computed against; a store whose
+    ``epoch`` is the store epoch the deltas were computed against; a store whose
     epoch differs applies nothing and answers ``EPOCH_CHANGED`` (installing
-    ``proposed_epoch`` first if it has none). ``registrations`` maps a map key to the
-    entries to add to it when absent. ``gauges`` is this instance's whole gauge map,
-    or None to keep the stored one (its TTL is refreshed either way).
+    ``proposed_epoch`` first if it has none). ``life`` is the life of the series this
+    batch creates. ``retry`` marks a batch sent again after its answer was lost.
+    ``prune`` lists series whose trace of this incarnation may be dropped (the
+    instance knows the outcome of every batch that wrote them). ``registrations``
+    maps a map key to the entries to add to it when absent.
     """
 
     keyspace: Keyspace
@@ -61,29 +122,50 @@ class SyncBatch:
     epoch: str
     proposed_epoch: str
     liveness_ttl: float
-    increments: list[tuple[str, str, int]] = attrs.field(factory=list)
+    life: str = ""
+    retry: bool = False
+    writes: list[Write] = attrs.field(factory=list)
+    refresh: list[Refresh] = attrs.field(factory=list)
+    prune: list[str] = attrs.field(factory=list)
     registrations: dict[bytes, dict[str, str]] = attrs.field(factory=dict)
-    gauges: dict[str, str] | None = None
+    gauges: GaugeUpdate | None = None
 
     @property
     def retention(self) -> float:
-        """The TTL of shared values and the epoch."""
+        """The TTL of series and the epoch."""
         return self.keyspace.retention
 
+    @property
+    def page_ttl(self) -> float:
+        """The TTL of gauge pages (they must outlive the header that names them)."""
+        return max(self.keyspace.retention, self.liveness_ttl)
+
     def is_empty(self) -> bool:
-        """Return whether the batch changes nothing but TTLs."""
-        return not self.increments and not self.registrations and self.gauges is None
+        """Return whether the batch changes nothing but the header's TTL."""
+        return not (self.writes or self.refresh or self.prune or self.registrations or self.gauges)
 
 
 class PartialApply(StoreError):
-    """A batch was applied in part: the first ``done`` increments landed.
+    """A batch was applied in part (only stores that apply it step by step raise this).
 
-    ``in_doubt`` says whether the increment after them may have landed too (its
-    request went out but no answer came back).
+    The first ``done`` writes were applied whole, and of the next one the parts whose
+    indexes are in ``parts``. ``outcome`` says what is known of the writes that were
+    done (lost, joined). ``in_doubt`` says whether the increment after them may have
+    landed too (its request went out but no answer came back).
     """
 
-    def __init__(self, done: int, in_doubt: bool, cause: BaseException) -> None:
+    def __init__(
+        self,
+        done: int,
+        in_doubt: bool,
+        cause: BaseException,
+        *,
+        parts: tuple[int, ...] = (),
+        outcome: SyncOutcome | None = None,
+    ) -> None:
         self.done = done
+        self.parts = parts
         self.in_doubt = in_doubt
         self.cause = cause
-        super().__init__(f"applied {done} increments before {type(cause).__name__}: {cause}")
+        self.outcome = outcome
+        super().__init__(f"applied {done} series before {type(cause).__name__}: {cause}")

@@ -1,5 +1,7 @@
-"""Where metricache keeps what in a store: key names and value encodings.
+"""Where metricache keeps what in a store: key names, stored parts and value encodings.
 
+This module is the one place that names keys and the parts a series is stored as;
+stores (the Redis scripts included) receive these names, they never spell them.
 Every key starts with the namespace (``metricache`` by default). Key names are ASCII
 without spaces or control bytes: family names follow the Prometheus rules, and label
 values never appear in a key (a series is named by a hash of its family and labels).
@@ -14,24 +16,38 @@ key                                 holds                                 TTL
 ``NS:inst:GEN``                     map instance key -> instance id       generation TTL
 ``NS:frac:GEN``                     map family -> "1" when billionths     generation TTL
                                     were sent (else ``f`` parts are 0)
-``NS:g:IKEY``                       map series id -> ``[value, stamp]``   liveness TTL
-                                    plus ``@`` -> instance id and time
-``NS:v:SID:PART``                   signed 64-bit integer                 retention
+``NS:s:SID``                        one series: its *life* and, on a      retention, reset
+                                    store with maps of integers (Redis),  by the holders'
+                                    its parts and sequence *traces*       refresh
+``NS:s:SID:PART``                   one integer of a series (stores       as the series
+                                    without such maps)
+``NS:g:IKEY``                       an instance's header: ``@`` -> id,    liveness TTL
+                                    ``#`` -> its gauge page layout
+``NS:g:IKEY:LAYOUT:N``              gauge page N: series id ->            retention
+                                    ``[value, stamp]``
 ``NS:local:IKEY``                   one instance's whole state (JSON)     local state TTL
 ``NS:local-instances``              map instance key -> instance id       local state TTL
-``NS:seq:TOKEN``                    last batch applied for an incarnation retention
 ==================================  ====================================  ===============
 
-Counters and histogram sums are kept in fixed point as two integers: whole units
-(``i``) and billionths (``f``), so sums are exact whatever order instances add them
-in. A histogram keeps one integer per bucket (``b0`` ...); its count is their sum.
+A counter is two integers, whole units (``i``) and billionths (``f``), so sums are
+exact whatever order instances add them in; a histogram keeps one integer per bucket
+(``b0`` ...; its count is their sum) and its sum as ``si`` and ``sf``
+(:func:`value_parts`).
 
-Registrations (``fam``, ``idx``, ``inst``, ``frac``) live in *generations* of
-:data:`GENERATION` seconds. An instance registers a series once per generation in
-which it sends something for it; readers read the generations that cover their
-retention window (plus one on each side), and registrations of series nobody touches
-any more disappear with their generation: nothing needs pruning, and the cost of a
-read follows the series alive in the retention window.
+A series lives as a whole: its parts and its life expire together, ``retention``
+after the last refresh by any instance that holds it. The *life* (field ``@``, or the
+value of ``NS:s:SID`` on stores without maps) is a token the instance that created
+the series chose; an instance remembers the life its contributions went into, so a
+series that expired and was created again is never taken for the old one. A *trace*
+(field ``~TOKEN``) records the last batch of one process incarnation that wrote the
+series, so a batch re-sent after any delay is recognised series by series.
+
+Registrations (``fam``, ``idx``, ``inst``) live in *generations* of
+:data:`GENERATION` seconds. An instance registers what it holds once per generation;
+readers read the generations that cover their retention window (plus one on each
+side), and registrations of series nobody holds any more disappear with their
+generation: nothing needs pruning, and the cost of a read follows the series alive in
+the retention window.
 """
 
 from __future__ import annotations
@@ -39,6 +55,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import re
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -49,16 +66,21 @@ from metricache.errors import CorruptValue
 from metricache.snapshot import GaugeMerge, MetricType
 
 __all__ = [
+    "COUNTER_PARTS",
     "FRACTION_SCALE",
     "GENERATION",
     "INT64_MAX",
+    "LIFE_FIELD",
+    "TRACE_PREFIX",
     "FamilyMeta",
     "Keyspace",
+    "LifeRecord",
     "decode_labels",
     "encode_labels",
     "join_fixed",
     "series_id",
     "split_fixed",
+    "value_parts",
 ]
 
 GENERATION = 300.0
@@ -66,6 +88,70 @@ GENERATION = 300.0
 numbers generations alike whatever retention each was configured with."""
 FRACTION_SCALE = 1_000_000_000
 INT64_MAX = 2**63 - 1
+
+LIFE_FIELD = "@"
+"""The field of a series map (or the content of a series key) that holds its life."""
+TRACE_PREFIX = "~"
+"""Prefix of the field of a series map that holds one incarnation's last batch number."""
+
+COUNTER_PARTS = ("i", "f")
+_HISTOGRAM_PARTS: dict[int, tuple[str, ...]] = {}
+
+
+def value_parts(kind: MetricType, nbuckets: int = 0) -> tuple[str, ...]:
+    """Return the names of the integers a series of this type is stored as.
+
+    Counters: ``("i", "f")``; histograms: ``("b0", ..., "b<n-1>", "si", "sf")`` for
+    ``nbuckets`` buckets; gauges: none (they live in their instance's pages). The
+    tuples are shared, one per layout.
+    """
+    if kind is MetricType.COUNTER:
+        return COUNTER_PARTS
+    if kind is MetricType.HISTOGRAM:
+        parts = _HISTOGRAM_PARTS.get(nbuckets)
+        if parts is None:
+            parts = (*(f"b{k}" for k in range(nbuckets)), "si", "sf")
+            _HISTOGRAM_PARTS[nbuckets] = parts
+        return parts
+    return ()
+
+
+_TOKEN = re.compile(r"[0-9A-Za-z._-]{1,64}")
+
+
+@attrs.define
+class LifeRecord:
+    """The content of a series key on a store without maps: its life and traces.
+
+    Encoded as the life token, then one ``TOKEN SEQ`` line per trace (only stores
+    that apply batches atomically and exactly once keep traces).
+    """
+
+    life: str
+    traces: dict[str, int] = attrs.field(factory=dict)
+
+    def encode(self) -> bytes:
+        """Return the bytes stored under the series key."""
+        lines = [self.life, *(f"{token} {seq}" for token, seq in self.traces.items())]
+        return "\n".join(lines).encode("ascii")
+
+    @classmethod
+    def decode(cls, key: bytes, raw: bytes) -> LifeRecord:
+        """Parse what :meth:`encode` wrote; raise CorruptValue on anything else."""
+        try:
+            text = raw.decode("ascii")
+        except UnicodeDecodeError:
+            raise CorruptValue(f"{key!r} does not hold a series life (not ASCII)") from None
+        life, *rest = text.split("\n")
+        if not _TOKEN.fullmatch(life):
+            raise CorruptValue(f"{key!r} does not hold a series life ({raw[:30]!r})")
+        traces: dict[str, int] = {}
+        for line in rest:
+            token, _, seq = line.partition(" ")
+            if not _TOKEN.fullmatch(token) or not seq.isdigit() or len(seq) > 19:
+                raise CorruptValue(f"{key!r} holds a malformed trace ({line[:40]!r})")
+            traces[token] = int(seq)
+        return cls(life, traces)
 
 
 def series_id(family: str, labels: Sequence[str]) -> str:
@@ -172,13 +258,9 @@ class FamilyMeta:
             raise CorruptValue(f"family {name!r}: metadata is not valid") from None
         return cls(name, kind, help_text, tuple(labels), unit, buckets, merge)
 
-    def value_parts(self) -> list[str]:
-        """Return the suffixes of the integer keys a series of this family uses."""
-        if self.type is MetricType.COUNTER:
-            return ["i", "f"]
-        if self.type is MetricType.HISTOGRAM:
-            return [f"b{k}" for k in range(len(self.buckets))] + ["si", "sf"]
-        return []
+    def value_parts(self) -> tuple[str, ...]:
+        """Return the names of the integers a series of this family is stored as."""
+        return value_parts(self.type, len(self.buckets))
 
 
 @attrs.frozen
@@ -226,21 +308,30 @@ class Keyspace:
         """The key of a generation's series index of one family."""
         return f"{self.namespace}:idx:{family}:{gen}".encode()
 
-    def fractional(self, gen: int) -> bytes:
-        """The key of a generation's map of families that sent billionths."""
-        return f"{self.namespace}:frac:{gen}".encode()
-
     def instances(self, gen: int) -> bytes:
         """The key of a generation's instance registry."""
         return f"{self.namespace}:inst:{gen}".encode()
 
-    def gauges(self, ikey: str) -> bytes:
-        """The key of one instance's gauge map (also its liveness marker)."""
+    @property
+    def series_prefix(self) -> str:
+        """What every series key starts with (the series id follows)."""
+        return f"{self.namespace}:s:"
+
+    def series(self, sid: str) -> bytes:
+        """The key of one series: its map, or on stores without maps its life record."""
+        return f"{self.namespace}:s:{sid}".encode()
+
+    def part(self, sid: str, part: str) -> bytes:
+        """The key of one integer of a series, on stores without maps of integers."""
+        return f"{self.namespace}:s:{sid}:{part}".encode()
+
+    def instance(self, ikey: str) -> bytes:
+        """The key of an instance's header (its liveness marker and gauge layout)."""
         return f"{self.namespace}:g:{ikey}".encode()
 
-    def value(self, sid: str, part: str) -> bytes:
-        """The key of one integer of a counter or histogram series."""
-        return f"{self.namespace}:v:{sid}:{part}".encode()
+    def gauge_page(self, ikey: str, layout: str, page: int) -> bytes:
+        """The key of one page of an instance's gauges in page layout ``layout``."""
+        return f"{self.namespace}:g:{ikey}:{layout}:{page}".encode()
 
     def local(self, ikey: str) -> bytes:
         """The key of one instance's whole state (local_only strategy)."""
@@ -249,7 +340,3 @@ class Keyspace:
     def local_instances(self) -> bytes:
         """The key of the map of instances that saved a view (local_only strategy)."""
         return f"{self.namespace}:local-instances".encode()
-
-    def sequence(self, token: str) -> bytes:
-        """The key of the last batch number applied for a process incarnation."""
-        return f"{self.namespace}:seq:{token}".encode()

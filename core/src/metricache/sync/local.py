@@ -4,16 +4,22 @@ Stores that are not shared (memory, file) cannot hold totals several processes a
 to. Each instance saves its own cumulative view instead. On start, an instance with
 the same id finds its previous view and continues from it (counters and histograms
 resume; gauges start over), which is how the file store survives restarts.
+
+:class:`LocalSync` is the syncer's engine for this strategy: it writes the view when
+something changed and otherwise only pushes back its expiry.
 """
 
 from __future__ import annotations
 
 import itertools
 import json
-from collections.abc import Iterable
+import logging
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from metricache.errors import CorruptValue
+from metricache.instance import Instance
+from metricache.registry import Registry
 from metricache.snapshot import (
     Family,
     HistogramSample,
@@ -22,9 +28,12 @@ from metricache.snapshot import (
     Snapshot,
     ViewKind,
 )
-from metricache.sync.keyspace import FamilyMeta
+from metricache.store import Store
+from metricache.sync.keyspace import FamilyMeta, Keyspace
 
-__all__ = ["STATE_VERSION", "combine", "decode_state", "encode_state"]
+__all__ = ["STATE_VERSION", "LocalSync", "combine", "decode_state", "encode_state"]
+
+log = logging.getLogger("metricache.sync")
 
 STATE_VERSION = 1
 
@@ -174,3 +183,81 @@ def combine(base: Iterable[Family], live: Snapshot) -> Snapshot:
         instance=live.instance,
         strategy=live.strategy,
     )
+
+
+class LocalSync:
+    """Save one instance's view in a ``local_only`` store; resume a previous run's.
+
+    ``snapshot(instance)`` returns the view to save (the live registry combined with
+    what a previous run saved). ``ttl`` is how long the store keeps the saved view.
+    """
+
+    def __init__(self, registry: Registry, store: Store, keyspace: Keyspace, ttl: float) -> None:
+        self.registry = registry
+        self.store = store
+        self.keyspace = keyspace
+        self.ttl = ttl
+        self._base: list[Family] | None = None
+        self._written = False
+        self._dirty = True
+        self._instance_gen = -1
+        registry.arm_tracker()
+
+    def base(self, instance: Instance) -> list[Family]:
+        """Return what a previous run with this instance id saved (loaded once)."""
+        if self._base is None:
+            self._base = []
+            key = self.keyspace.local(instance.key)
+            raw = self.store.get(key)
+            if raw is not None:
+                try:
+                    instance_id, _when, families = decode_state(raw)
+                except Exception as exc:
+                    log.warning("ignoring the saved view under %r: %s", key, exc)
+                else:
+                    if instance_id == instance.id:
+                        self._base = families
+        return self._base
+
+    def _drain(self) -> int:
+        tracker = self.registry.tracker
+        changed = 0
+        while True:
+            try:
+                child = tracker.popleft()
+            except IndexError:
+                return changed
+            child._dirty = False
+            changed += 1
+
+    def sync(self, instance: Instance, snapshot: Callable[[], Snapshot], now: float) -> int:
+        """Save the view if anything changed, else push its expiry back; return changes.
+
+        ``now`` is the wall time (it names the registration generation).
+        """
+        changed = self._drain()
+        key = self.keyspace.local(instance.key)
+        gen = self.keyspace.generation(now)
+        if self._instance_gen != gen:
+            # Lets a reader in another process find this instance's saved view.
+            self.store.merge_map(
+                self.keyspace.local_instances(),
+                {instance.key: instance.id},
+                self.ttl + self.keyspace.generation_ttl,
+            )
+            self._instance_gen = gen
+        if changed or self._dirty or not self._written or self.registry.collectors():
+            self.store.set(key, encode_state(snapshot(), instance.id), self.ttl)
+            self._written = True
+            self._dirty = False
+        elif not self.store.touch(key, self.ttl):
+            self._written = False
+            return self.sync(instance, snapshot, now)
+        return changed
+
+    def after_fork(self) -> None:
+        """A forked child is another instance: it saves its own view from scratch."""
+        self._base = []
+        self._written = False
+        self._dirty = True
+        self._instance_gen = -1

@@ -21,6 +21,7 @@ from typing import Any
 from metricache.corruption import count_corrupt
 from metricache.errors import CorruptValue, MetricacheError
 from metricache.instance import current_instance
+from metricache.names import INSTANCE_LABEL
 from metricache.snapshot import (
     Family,
     GaugeMerge,
@@ -36,6 +37,7 @@ from metricache.sync.keyspace import FamilyMeta, Keyspace, decode_labels, join_f
 from metricache.sync.strategy import Strategy, select_strategy
 
 __all__ = [
+    "INSTANCE_LABEL",
     "AmbiguousInstance",
     "covered_keys",
     "extend_retention",
@@ -56,13 +58,10 @@ def _count_corrupt(kind: str, detail: str) -> None:
     count_corrupt(kind, detail)
 
 
-def _families(
-    store: Store, keyspace: Keyspace, gens: list[int]
-) -> tuple[dict[str, FamilyMeta], set[str]]:
-    """Return the families registered in ``gens``, and those that sent billionths."""
+def _families(store: Store, keyspace: Keyspace, gens: list[int]) -> dict[str, FamilyMeta]:
+    """Return the families registered in ``gens``."""
     fam_keys = [keyspace.families(g) for g in gens]
-    frac_keys = [keyspace.fractional(g) for g in gens]
-    maps = store.get_maps(fam_keys + frac_keys)
+    maps = store.get_maps(fam_keys)
     found: dict[str, FamilyMeta] = {}
     for key in fam_keys:  # later generations win: a redeclaration replaces the old one
         for name, text in maps.get(key, {}).items():
@@ -70,22 +69,55 @@ def _families(
                 found[name] = FamilyMeta.decode(name, text)
             except CorruptValue as exc:
                 _count_corrupt("family", str(exc))
-    fractional: set[str] = set()
-    for key in frac_keys:
-        fractional.update(maps.get(key, {}))
-    return found, fractional
+    return found
 
 
-def live_instances(store: Store, keyspace: Keyspace) -> dict[str, dict[str, str]]:
-    """Return the gauge maps of the instances alive now, by instance key."""
-    gens = keyspace.read_generations()
+def _headers(
+    store: Store, keyspace: Keyspace, now: float | None = None
+) -> dict[str, dict[str, str]]:
+    """Return the headers of the instances alive now, by instance key."""
+    gens = keyspace.read_generations(now)
     registries = store.get_maps([keyspace.instances(g) for g in gens])
     ikeys: set[str] = set()
     for entries in registries.values():
         ikeys.update(entries)
-    gauge_keys = {keyspace.gauges(k): k for k in sorted(ikeys)}
-    maps = store.get_maps(list(gauge_keys))
-    return {gauge_keys[key]: entries for key, entries in maps.items()}
+    header_keys = {keyspace.instance(k): k for k in sorted(ikeys)}
+    maps = store.get_maps(list(header_keys))
+    return {header_keys[key]: entries for key, entries in maps.items()}
+
+
+def _page_keys(keyspace: Keyspace, ikey: str, header: Mapping[str, str]) -> list[bytes]:
+    """Return the keys of the gauge pages an instance's header names."""
+    layout = header.get("#", "")
+    _, _, count = layout.rpartition(".")
+    if not count.isdigit() or not 0 < int(count) <= 1 << 20:
+        _count_corrupt("instance header", f"instance {ikey}: no valid page layout")
+        return []
+    return [keyspace.gauge_page(ikey, layout, n) for n in range(int(count))]
+
+
+def live_instances(
+    store: Store, keyspace: Keyspace, now: float | None = None
+) -> dict[str, dict[str, str]]:
+    """Return the gauges of the instances alive now: instance key -> entries.
+
+    The entries are the instance's gauge series (series id -> ``[value, stamp]``)
+    plus ``@`` -> its instance id.
+    """
+    headers = _headers(store, keyspace, now)
+    pages: dict[bytes, str] = {}
+    for ikey, header in headers.items():
+        for key in _page_keys(keyspace, ikey, header):
+            pages[key] = ikey
+    found: dict[str, dict[str, str]] = {
+        ikey: {"@": header.get("@", ikey)} for ikey, header in headers.items()
+    }
+    for key, entries in store.get_maps(list(pages)).items():
+        target = found[pages[key]]
+        for sid, entry in entries.items():
+            if sid != "@":
+                target[sid] = entry
+    return found
 
 
 def _decode_entries(name: str, width: int, entries: Mapping[str, str]) -> list[Any]:
@@ -137,56 +169,46 @@ def _shared_samples(
     store: Store,
     keyspace: Keyspace,
     families: Mapping[str, FamilyMeta],
-    fractional: set[str],
     index: Mapping[str, Mapping[str, tuple[str, ...]]],
 ) -> dict[str, list[Sample | HistogramSample]]:
-    # Per family: the parts to read (billionths only for families that sent some)
-    # and, per series, its keys in the same order.
-    plans: list[tuple[str, FamilyMeta, tuple[str, ...], list[tuple[tuple[str, ...], list[bytes]]]]]
-    plans = []
-    wanted: list[bytes] = []
-    value_key = keyspace.value
+    # One read for every series of every counter and histogram family; the store
+    # answers per series (None: absent or not whole, never shown in part).
+    wanted: list[tuple[str, tuple[str, ...]]] = []
+    plans: list[tuple[str, FamilyMeta, list[tuple[str, ...]]]] = []
     for name, meta in families.items():
-        parts = tuple(meta.value_parts())
+        parts = meta.value_parts()
         if not parts:
             continue
-        if name not in fractional:
-            parts = tuple(p for p in parts if p not in ("f", "sf"))
-        series = []
-        for sid, labels in index[name].items():
-            keys = [value_key(sid, p) for p in parts]
-            wanted.extend(keys)
-            series.append((labels, keys))
-        plans.append((name, meta, parts, series))
-    raw_values = store.read_counters(wanted) if wanted else {}
-    get = raw_values.get
+        labels_of = index[name]
+        wanted.extend((sid, parts) for sid in labels_of)
+        plans.append((name, meta, list(labels_of.values())))
+    answers = iter(store.read_series(keyspace, wanted) if wanted else [])
     samples: dict[str, list[Sample | HistogramSample]] = {}
-    for name, meta, parts, series in plans:
+    for name, meta, series in plans:
         out = samples[name] = []
-        has_fraction = parts[-1] in ("f", "sf")
         if meta.type is MetricType.COUNTER:
-            for labels, keys in series:
-                whole = get(keys[0])
-                nanos = get(keys[1]) if has_fraction else None
-                if whole is None and nanos is None:
-                    continue  # expired (idle longer than the retention window)
-                out.append(Sample(labels, join_fixed(whole or 0, nanos or 0)))
+            for labels in series:
+                ints = next(answers)
+                if ints is not None:
+                    out.append(Sample(labels, join_fixed(ints[0], ints[1])))
             continue
         nbuckets = len(meta.buckets)
-        for labels, keys in series:
-            values = [get(k) for k in keys]
-            if all(v is None for v in values):
+        for labels in series:
+            ints = next(answers)
+            if ints is None:
                 continue
-            ints = [v or 0 for v in values]
             counts = ints[:nbuckets]
             if any(c < 0 for c in counts):
                 _count_corrupt("histogram", f"{name}: negative bucket count")
                 continue
             cumulative = list(itertools.accumulate(counts))
-            whole = ints[nbuckets]
-            nanos = ints[nbuckets + 1] if has_fraction else 0
             out.append(
-                HistogramSample(labels, tuple(cumulative), join_fixed(whole, nanos), cumulative[-1])
+                HistogramSample(
+                    labels,
+                    tuple(cumulative),
+                    join_fixed(ints[nbuckets], ints[nbuckets + 1]),
+                    cumulative[-1],
+                )
             )
     return samples
 
@@ -250,19 +272,45 @@ def _gauge_samples(
     return out
 
 
-def read_merged(store: Store, keyspace: Keyspace, *, strategy: str | None = None) -> Snapshot:
-    """Return the merged view of every live instance in a distributed store."""
-    gens = keyspace.read_generations()
-    families, fractional = _families(store, keyspace, gens)
+def _instance_label(meta: FamilyMeta, wanted: str) -> str:
+    """Return ``wanted``, or (if the gauge has a label of that name) a free variant."""
+    label = wanted
+    while label in meta.labelnames:
+        label = "_" + label
+    if label != wanted:
+        log.warning(
+            "gauge %r has a label named %r: its instances are named by %r instead",
+            meta.name,
+            wanted,
+            label,
+        )
+    return label
+
+
+def read_merged(
+    store: Store,
+    keyspace: Keyspace,
+    *,
+    strategy: str | None = None,
+    instance_label: str = INSTANCE_LABEL,
+    now: float | None = None,
+) -> Snapshot:
+    """Return the merged view of every live instance in a distributed store.
+
+    ``instance_label`` names the instance in the series of ``per_instance`` gauges;
+    ``now`` is the wall time to read at (default: the clock's).
+    """
+    gens = keyspace.read_generations(now)
+    families = _families(store, keyspace, gens)
     index = _index(store, keyspace, families, gens)
-    samples = _shared_samples(store, keyspace, families, fractional, index)
-    samples.update(_gauge_samples(families, index, live_instances(store, keyspace)))
+    samples = _shared_samples(store, keyspace, families, index)
+    samples.update(_gauge_samples(families, index, live_instances(store, keyspace, now)))
     result = []
     for name in sorted(families):
         meta = families[name]
         labelnames = meta.labelnames
         if meta.type is MetricType.GAUGE and meta.merge is GaugeMerge.PER_INSTANCE:
-            labelnames = (*labelnames, "instance")
+            labelnames = (*labelnames, _instance_label(meta, instance_label))
         found = sorted(samples.get(name, []), key=lambda s: s.labels)
         result.append(
             Family(
@@ -341,36 +389,44 @@ def merged_snapshot(
     retention: float = 300.0,
     strategy: Strategy | str | None = None,
     instance_id: str | None = None,
+    instance_label: str = INSTANCE_LABEL,
+    now: float | None = None,
 ) -> Snapshot:
     """Return the store's view for export: merged, or one instance's on local_only.
 
-    ``namespace`` and ``retention`` must match the syncers' (they name the keys).
+    ``namespace`` and ``retention`` must match the syncers' (they name the keys; see
+    :func:`metricache.read_view` for reading them from the configuration).
+    ``instance_label`` names the instance in ``per_instance`` gauges' series.
     """
     chosen = Strategy(strategy) if strategy is not None else select_strategy(store).strategy
     keyspace = Keyspace(namespace, retention)
     if chosen is Strategy.LOCAL_ONLY:
         return read_local(store, keyspace, instance_id)
-    return read_merged(store, keyspace, strategy=chosen.value)
+    return read_merged(
+        store, keyspace, strategy=chosen.value, instance_label=instance_label, now=now
+    )
 
 
 def covered_keys(store: Store, keyspace: Keyspace) -> tuple[list[bytes], list[bytes]]:
-    """Return the keys a merged read covers: ``(value and gauge keys, registration keys)``.
+    """Return the keys a merged read covers: ``(series keys, registration keys)``.
 
-    The first list lives for the retention window (gauge maps for the liveness TTL),
-    the second for a generation's TTL. An export extends both before it retries, so
-    nothing it covers expires while it is pending.
+    The first list lives for the retention window, the second for a generation's TTL.
+    An export extends both before it retries, so nothing it covers expires while it
+    is pending. Instance headers are not covered: an instance's gauges live while it
+    syncs (the liveness TTL), and an export must never keep a dead instance's gauges
+    in the view.
     """
     gens = keyspace.read_generations()
     registration = [keyspace.families(g) for g in gens] + [keyspace.instances(g) for g in gens]
-    registration += [keyspace.fractional(g) for g in gens]
-    families, _ = _families(store, keyspace, gens)
+    families = _families(store, keyspace, gens)
     registration += [keyspace.index(name, g) for name in families for g in gens]
     index = _index(store, keyspace, families, gens)
     values: list[bytes] = [keyspace.epoch()]
     for name, meta in families.items():
-        for sid in index[name]:
-            values.extend(keyspace.value(sid, p) for p in meta.value_parts())
-    values.extend(keyspace.gauges(ikey) for ikey in live_instances(store, keyspace))
+        parts = meta.value_parts()
+        if parts:
+            for sid in index[name]:
+                values.extend(store.series_keys(keyspace, sid, parts))
     return values, registration
 
 

@@ -1,15 +1,22 @@
-"""What the syncer remembers per series: its store keys and what the store confirmed.
+"""What the syncer remembers per series: its store name, what the store holds of it, its life.
 
 For a counter the integers are ``[whole units, billionths]`` of its cumulative value;
 for a histogram ``[count of bucket 0, ..., count of bucket n, sum units, sum
-billionths]``. ``sent`` holds the cumulative integers the store has confirmed, so a
-delta is always ``current - sent``: a failed sync simply leaves ``sent`` alone, and
-the next sync sends everything since the last confirmation (nothing accumulates but
-these few integers per series).
+billionths]`` (:func:`~metricache.sync.keyspace.value_parts` names them). ``sent``
+holds the cumulative integers the store has confirmed, so a delta is always
+``current - sent``: a failed sync leaves ``sent`` alone, and the next sync sends
+everything since the last confirmation (nothing accumulates but these few integers
+per series).
 
-A series is either a live child of a metric (the usual case, found through the
-change tracker) or a sample produced by a custom collector at sync time (``child``
-is None; its values come from the sample).
+``life`` is the life of the series in the store that this instance's contributions
+went into ("" while it has none); ``base`` is what a forked child inherited (its
+parent's to send). When the store no longer has the series in that life (it expired
+while nobody held it, or the store lost it), ``sent`` goes back to ``base`` and the
+next write sends the whole contribution again.
+
+A series is either a live child of a metric (found through the change tracker) or a
+sample produced by a custom collector at sync time (``child`` is None; its values
+come from the sample).
 """
 
 from __future__ import annotations
@@ -20,18 +27,17 @@ from typing import Any
 
 from metricache.metrics import GaugeChild, MetricBase
 from metricache.snapshot import Family, HistogramSample, MetricType, Sample
-from metricache.sync.keyspace import FamilyMeta, series_id, split_fixed
+from metricache.sync.keyspace import FamilyMeta, series_id, split_fixed, value_parts
 
 __all__ = [
-    "COUNTER_PARTS",
     "SeriesState",
     "current_values",
     "family_meta",
     "gauge_entry",
     "gauge_sample_entry",
+    "inherited_values",
     "meta_of_family",
     "sample_values",
-    "value_parts",
 ]
 
 
@@ -61,27 +67,24 @@ def meta_of_family(family: Family) -> FamilyMeta:
     )
 
 
-COUNTER_PARTS = ("i", "f")
-_HISTOGRAM_PARTS: dict[int, tuple[str, ...]] = {}
-
-
-def value_parts(kind: MetricType, nbuckets: int) -> tuple[str, ...]:
-    """Return the integer parts of a series (shared tuples: one per layout)."""
-    if kind is MetricType.COUNTER:
-        return COUNTER_PARTS
-    if kind is MetricType.HISTOGRAM:
-        parts = _HISTOGRAM_PARTS.get(nbuckets)
-        if parts is None:
-            parts = (*(f"b{k}" for k in range(nbuckets)), "si", "sf")
-            _HISTOGRAM_PARTS[nbuckets] = parts
-        return parts
-    return ()
-
-
 class SeriesState:
     """The syncer's record of one series."""
 
-    __slots__ = ("base", "child", "family", "gen", "kind", "labels", "parts", "sent", "sid")
+    __slots__ = (
+        "base",
+        "child",
+        "entry",
+        "family",
+        "gen",
+        "kind",
+        "labels",
+        "life",
+        "meta",
+        "parts",
+        "refresh_due",
+        "sent",
+        "sid",
+    )
 
     def __init__(
         self,
@@ -102,6 +105,10 @@ class SeriesState:
         # not even when a store that lost its data needs every total again.
         self.base = [0] * len(self.parts)
         self.gen = -1  # registration generation in the current epoch; -1: none
+        self.life = ""  # the series' life this instance's contributions went into
+        self.refresh_due = 0.0  # when this instance must next refresh it (0: not held)
+        self.entry: str | None = None  # a gauge's entry as last put in the gauge book
+        self.meta: FamilyMeta | None = None  # a collector series' family metadata
 
     @classmethod
     def for_child(cls, child: Any) -> SeriesState:
@@ -117,6 +124,11 @@ class SeriesState:
             return False
         return bool(child.family._children.get(child._labels) is not child)
 
+    def forget_life(self) -> None:
+        """The store no longer holds this instance's contribution: send it whole again."""
+        self.sent = list(self.base)
+        self.life = ""
+
 
 def _fixed(value: float, fallback: list[int]) -> list[int]:
     return list(split_fixed(value)) if math.isfinite(value) else fallback
@@ -126,9 +138,24 @@ def current_values(state: SeriesState) -> list[int]:
     """Return the cumulative integers of a live counter or histogram series now."""
     child = state.child
     if state.kind is MetricType.COUNTER:
-        return _fixed(child._value, state.sent)
+        value = child._value
+        if value.is_integer():  # most counters hold whole numbers: no split needed
+            return [int(value), 0]
+        return _fixed(value, state.sent)
     counts, total = child.read()
     return [*counts, *_fixed(total, state.sent[-2:])]
+
+
+def inherited_values(kind: MetricType, raw: Any) -> list[int]:
+    """Return the integers of what a counter or histogram series held at a fork.
+
+    ``raw`` is what the registry recorded in the child (the counter's value, or the
+    histogram's per-bucket counts and sum).
+    """
+    if kind is MetricType.COUNTER:
+        return _fixed(raw, [0, 0])
+    counts, total = raw
+    return [*counts, *_fixed(total, [0, 0])]
 
 
 def sample_values(sample: Sample | HistogramSample) -> list[int]:
@@ -144,11 +171,15 @@ def sample_values(sample: Sample | HistogramSample) -> list[int]:
 
 
 def gauge_entry(child: GaugeChild) -> str:
-    """Return the gauge map entry of a gauge series: ``[value text, stamp]`` as JSON."""
-    value, stamp = child.read()
+    """Return the gauge page entry of a gauge series: ``[value text, stamp]`` as JSON.
+
+    The value is this process's own (:meth:`GaugeChild.own`): in a forked child, what
+    it inherited is left out until it sets the gauge.
+    """
+    value, stamp = child.own()
     return json.dumps([repr(value), stamp])
 
 
 def gauge_sample_entry(sample: Sample, stamp: float) -> str:
-    """Return the gauge map entry of a collector's gauge sample."""
+    """Return the gauge page entry of a collector's gauge sample."""
     return json.dumps([repr(sample.value), stamp])

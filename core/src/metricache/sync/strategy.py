@@ -13,7 +13,8 @@ local_only          anything else                                          each 
 Capabilities come from the store's declaration; a store class that declares none
 (``capabilities = None``) is asked about through the ``metricache_detect_capabilities``
 hook, then probed live. A store that fails its probe degrades to ``local_only`` with
-one logged warning; detection never raises into the application.
+one logged warning; detection never raises into the application. What detection
+finds is kept per store object: a store is probed at most once, never on every read.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import enum
 import logging
 import secrets
 import threading
+import weakref
 from collections.abc import Iterable
 from typing import cast
 
@@ -152,14 +154,31 @@ def probe_capabilities(store: Store, *, twin: Store | None = None) -> frozenset[
     return frozenset(caps)
 
 
+_detected: weakref.WeakKeyDictionary[Store, StrategyChoice] = weakref.WeakKeyDictionary()
+_detecting = threading.Lock()
+
+
 def select_strategy(store: Store, *, twin: Store | None = None) -> StrategyChoice:
     """Decide the strategy for ``store``: declared, then detectors, then a live probe.
 
     Never raises: a detector or probe failure yields ``local_only`` and one warning.
+    A store that declares nothing is asked (or probed) once; the answer is kept for
+    the life of the store object (``twin`` asks again: it is a deliberate probe).
     """
     declared = _declared(store)
     if declared is not None:
         return StrategyChoice(strategy_for(declared), declared, "declared")
+    if twin is not None:
+        return _detect(store, twin)
+    with _detecting:
+        found = _detected.get(store)
+        if found is None:
+            found = _detected[store] = _detect(store, None)
+        return found
+
+
+def _detect(store: Store, twin: Store | None) -> StrategyChoice:
+    """Ask the detectors, then probe; see :func:`select_strategy`."""
     try:
         detected = _from_detectors(store)
     except Exception as exc:

@@ -10,17 +10,28 @@ Semantics (the part that decides whether every number shown is true):
   ``current - sent``. Nothing is confirmed until the store says so; a failed sync
   leaves ``sent`` alone and the next one sends everything since. Memory does not
   grow while the store is down.
-* Counters and histograms go to keys shared by every instance; gauges go to this
-  instance's own map, which lives while the instance syncs (the liveness TTL).
+* Counters and histograms go to series shared by every instance; gauges go to this
+  instance's own pages, which live while the instance syncs (the liveness TTL).
+* A series lives while any live instance holds it: holders refresh it once per
+  third of the retention window. Each instance remembers the *life* of the series
+  its contributions went into; a series that expired (nobody held it) or that the
+  store lost is a new life, into which every holder sends its whole contribution.
 * A batch carries the store epoch it was computed against. A store that lost its
   data (flush, restart without persistence) has another epoch, or none, and
   applies nothing; the syncer then re-sends its cumulative totals, so the shared
   totals again equal the sum over live instances.
 * On a store that declares ``exactly_once`` (Redis), a batch whose answer was lost
-  is re-sent unchanged, with the same sequence number, before anything else; the
-  store recognises it and does not apply it twice.
-* A forked child is a new instance: it starts from the values it inherited as its
-  baseline (they are the parent's to send) and reconnects to the store.
+  is re-sent unchanged before anything else; every series it wrote carries a trace
+  of it, so the store recognises what it applied however late the retry comes.
+* A forked child is a new instance: what it inherited is its parent's to report
+  (:mod:`metricache.sync.fork`).
+
+The work is shared out: :mod:`~metricache.sync.shared` (the distributed strategies'
+engine), :mod:`~metricache.sync.plan` (one batch), :mod:`~metricache.sync.liveness`
+(refreshes), :mod:`~metricache.sync.gauges` (gauge pages),
+:mod:`~metricache.sync.collected` (collectors' series), :mod:`~metricache.sync.local`
+(``local_only``), :mod:`~metricache.sync.fork` and :mod:`metricache.background` (the
+thread).
 """
 
 from __future__ import annotations
@@ -28,47 +39,33 @@ from __future__ import annotations
 import atexit
 import itertools
 import logging
-import math
 import os
 import random
-import secrets
 import threading
 import time
 import weakref
-from collections.abc import Callable
-from functools import partial
 from types import TracebackType
-from typing import Any
 
-from metricache.errors import OutcomeUnknown
+from metricache.background import BackgroundLoop
 from metricache.instance import Instance, current_instance
 from metricache.metrics import Counter, Gauge, Histogram
 from metricache.registry import REGISTRY, Registry
-from metricache.snapshot import MetricType, Sample, Snapshot
+from metricache.snapshot import Snapshot
 from metricache.store import Capability, Store
-from metricache.sync import local
-from metricache.sync.batch import OutcomeStatus, PartialApply, SyncBatch, SyncOutcome
-from metricache.sync.keyspace import FamilyMeta, Keyspace, encode_labels, split_fixed
+from metricache.sync import fork, local
+from metricache.sync.batch import PartialApply
+from metricache.sync.clock import SYSTEM_CLOCK, Clock
+from metricache.sync.keyspace import Keyspace
+from metricache.sync.liveness import REFRESH_FRACTION
 from metricache.sync.report import SyncReport
-from metricache.sync.series import (
-    SeriesState,
-    current_values,
-    family_meta,
-    gauge_entry,
-    gauge_sample_entry,
-    meta_of_family,
-    sample_values,
-)
+from metricache.sync.shared import SharedSync
 from metricache.sync.strategy import Strategy, StrategyChoice, select_strategy
 
 __all__ = ["Syncer"]
 
 log = logging.getLogger("metricache.sync")
 
-_SWEEP_EVERY = 64  # syncs between sweeps of removed series
 _SERIALS = itertools.count(1)
-MAX_SERIES_PER_BATCH = 50_000
-"""Series per batch; a sync of more changed series sends several batches."""
 
 
 class _SelfMetrics:
@@ -120,35 +117,6 @@ class _SelfMetrics:
         )
 
 
-class _Plan:
-    """A batch and what to record when the store confirms it."""
-
-    __slots__ = (
-        "batch",
-        "considered",
-        "families",
-        "fractional",
-        "gen",
-        "instance",
-        "origins",
-        "registered",
-        "registered_set",
-    )
-
-    def __init__(self, batch: SyncBatch, gen: int) -> None:
-        self.batch = batch
-        self.gen = gen
-        # (series, index of the integer, cumulative value sent), one per increment
-        self.origins: list[tuple[SeriesState, int, int]] = []
-        self.considered: list[Any] = []
-        self.registered: list[SeriesState] = []
-        self.registered_set: set[SeriesState] = set()
-        self.families: list[str] = []
-        self.instance = False
-        # Families that sent billionths (the reader only fetches those parts for them).
-        self.fractional: set[str] = set()
-
-
 def _self_metrics(registry: Registry) -> _SelfMetrics:
     found: _SelfMetrics = registry.self_metric("sync", _SelfMetrics)
     return found
@@ -157,12 +125,15 @@ def _self_metrics(registry: Registry) -> _SelfMetrics:
 class Syncer:
     """Sync a registry to a store in the background.
 
-    ``interval`` is the seconds between syncs; ``retention`` is the TTL of what the
-    store holds (each sync refreshes what it touches); ``liveness_ttl`` is how long
-    this instance's gauges outlive its last sync (default: three intervals, at least
-    5 s); ``local_state_ttl`` is how long a ``local_only`` store keeps this instance's
-    saved view (default one day), so a restart with the same id within it resumes.
-    ``strategy`` overrides the detected one (only to a weaker strategy).
+    ``interval`` is the seconds between syncs; ``retention`` is how long the store
+    keeps a series after its last holder stopped refreshing it (holders refresh once
+    per third of it, so keep ``interval`` well under two thirds of ``retention``);
+    ``liveness_ttl`` is how long this instance's gauges outlive its last sync
+    (default: three intervals, at least 5 s); ``local_state_ttl`` is how long a
+    ``local_only`` store keeps this instance's saved view (default one day), so a
+    restart with the same id within it resumes. ``strategy`` overrides the detected
+    one (only to a weaker strategy). ``clock`` is where the syncer reads the time
+    (tests pass a controllable one).
 
     Use it as a context manager, or call :meth:`start` and :meth:`stop`. It stops
     (with a final sync) at interpreter exit. Nothing it does raises into the
@@ -182,6 +153,7 @@ class Syncer:
         instance_id: str | None = None,
         strategy: Strategy | str | None = None,
         jitter: float = 0.1,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         if not interval > 0:
             raise ValueError("interval must be > 0 seconds")
@@ -193,17 +165,18 @@ class Syncer:
             store = open_store("memory")
         if instance_id is not None and not instance_id.strip():
             raise ValueError("an instance id must not be empty")
+        if not local_state_ttl > 0:
+            raise ValueError("local_state_ttl must be > 0 seconds")
         self._instance_id = instance_id
         self._serial = next(_SERIALS)
         self.registry = registry
         self.store = store
         self.interval = float(interval)
         self.liveness_ttl = float(liveness_ttl or max(3 * self.interval, 5.0))
-        if not local_state_ttl > 0:
-            raise ValueError("local_state_ttl must be > 0 seconds")
         self.local_state_ttl = float(local_state_ttl)
         self.keyspace = Keyspace(namespace, float(retention))
         self.jitter = jitter
+        self.clock = clock
         self.choice: StrategyChoice = select_strategy(store)
         if strategy is not None:
             wanted = Strategy(strategy)
@@ -214,20 +187,40 @@ class Syncer:
                     f"not {wanted.value}"
                 )
             self.choice = StrategyChoice(wanted, self.choice.capabilities, "configured")
-        self._exactly_once = Capability.EXACTLY_ONCE in self.choice.capabilities
         self._metrics = _self_metrics(registry)
         self._sync_lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._loop = BackgroundLoop(
+            "metricache-syncer",
+            self._background_sync,
+            first_delay=self._next_delay,
+            final=self._sync_locked,
+        )
         self._pid = os.getpid()
         self._pid_at_start = self._pid
         self.last_report: SyncReport | None = None
         self._failures = 0  # consecutive failed syncs
-        self._reset_state()
-        self._base: list[Any] | None = None  # local_only: the previous run's view
-        self._local_written = False
-        _register_fork_handler(self)
+        self._syncs = 0
+        self._local: local.LocalSync | None = None
+        self._shared: SharedSync | None = None
+        self._make_engine()
+        fork.register_syncer(self)
         atexit.register(_stop_at_exit, weakref.ref(self))
+
+    def _make_engine(self) -> None:
+        if self.strategy is Strategy.LOCAL_ONLY:
+            self._local = local.LocalSync(
+                self.registry, self.store, self.keyspace, self.local_state_ttl
+            )
+            return
+        self._shared = SharedSync(
+            self.registry,
+            self.store,
+            self.keyspace,
+            liveness_ttl=self.liveness_ttl,
+            exactly_once=Capability.EXACTLY_ONCE in self.choice.capabilities,
+            clock=self.clock,
+            on_retry=self._metrics.retries.inc,
+        )
 
     # -- public interface --------------------------------------------------------------
 
@@ -253,16 +246,20 @@ class Syncer:
     @property
     def running(self) -> bool:
         """Whether the background thread is running."""
-        return self._thread is not None and self._thread.is_alive()
+        return self._loop.running
 
     def start(self) -> Syncer:
         """Start the background thread (a no-op if it runs already)."""
         self._check_fork()
-        if self.running:
-            return self
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name="metricache-syncer", daemon=True)
-        self._thread.start()
+        if self.interval > self.keyspace.retention * (1 - REFRESH_FRACTION) / (1 + self.jitter):
+            log.warning(
+                "sync interval %.3g s is too long for a retention of %.3g s: series this "
+                "instance holds may expire between two syncs (keep the interval under "
+                "two thirds of the retention)",
+                self.interval,
+                self.keyspace.retention,
+            )
+        self._loop.start()
         return self
 
     def stop(self, timeout: float = 10.0) -> SyncReport | None:
@@ -270,23 +267,18 @@ class Syncer:
 
         Returns the report of the final sync (None if it did not finish in time).
         """
-        thread = self._thread
-        if thread is not None and thread.is_alive() and thread is not threading.current_thread():
-            self._stop.set()
-            thread.join(timeout)
-            self._thread = None
-            if thread.is_alive():
+        if self._loop.running and not self._loop.in_loop():
+            if not self._loop.stop(timeout):
                 log.warning("the syncer did not finish its final sync within %.1f s", timeout)
                 return None
             return self.last_report
-        self._thread = None
+        self._loop.stop(timeout)
         return self.flush()
 
     def flush(self) -> SyncReport:
         """Sync now, in the calling thread; return the report (never raises store errors)."""
         self._check_fork()
-        with self._sync_lock:
-            return self._sync_and_report()
+        return self._sync_locked()
 
     def __enter__(self) -> Syncer:
         return self.start()
@@ -306,75 +298,44 @@ class Syncer:
         saved; otherwise it is the registry's own snapshot.
         """
         live = self.registry.snapshot(instance=self.instance.id, strategy=self.strategy.value)
-        if self.strategy is Strategy.LOCAL_ONLY:
-            return local.combine(self._load_base(), live)
+        if self._local is not None:
+            return local.combine(self._local.base(self.instance), live)
         return live
 
-    # -- the thread ----------------------------------------------------------------------
+    # -- the thread --------------------------------------------------------------------
 
-    def _run(self) -> None:
-        while True:
-            delay = self.interval * (1 + self.jitter * (2 * random.random() - 1))
-            stopping = self._stop.wait(delay)
-            with self._sync_lock:
-                if self._pid != os.getpid():
-                    return  # a thread object inherited through fork never runs
-                self._sync_and_report()
-            if stopping:
-                return
+    def _next_delay(self) -> float:
+        return self.interval * (1 + self.jitter * (2 * random.random() - 1))
 
-    # -- state ---------------------------------------------------------------------------
+    def _background_sync(self) -> float:
+        self._sync_locked()
+        return self._next_delay()
 
-    def _reset_state(self) -> None:
-        self._series: dict[Any, SeriesState] = {}
-        # Series of custom collectors, by (family, labels), and their gauge entries.
-        self._virtual: dict[tuple[str, tuple[str, ...]], SeriesState] = {}
-        self._virtual_gauges: dict[str, str] = {}
-        self._virtual_gauge_values: dict[str, str] = {}
-        self._pending: set[Any] = set()
-        self._families_gen: dict[str, int] = {}
-        self._fractional_gen: dict[str, int] = {}
-        self._instance_gen = -1
-        self._epoch = ""
-        self._seq = 0
-        self._in_flight: _Plan | None = None
-        self._gauges_dirty = True
-        self._syncs = 0
+    def _sync_locked(self) -> SyncReport:
+        with self._sync_lock:
+            return self._sync_and_report()
+
+    # -- fork ----------------------------------------------------------------------------
 
     def _check_fork(self) -> None:
         if self._pid != os.getpid():
             self._after_fork()
 
     def _after_fork(self) -> None:
-        """Become a new instance in a forked child; the inherited values are baseline."""
+        """Become a new instance in a forked child (see :mod:`metricache.sync.fork`)."""
+        if self._pid == os.getpid():
+            return
         self._pid = os.getpid()
         self._sync_lock = threading.Lock()
-        self._stop = threading.Event()
-        was_running = self._thread is not None
-        self._thread = None
-        epoch = self._epoch
-        families_gen = self._families_gen
-        fractional_gen = self._fractional_gen
-        old_series = self._series
-        self._reset_state()
-        self._epoch = epoch
-        self._families_gen = families_gen  # registrations are shared, not per instance
-        self._fractional_gen = fractional_gen
-        tracker = self.registry.tracker
-        while tracker:
-            try:
-                tracker.popleft()._dirty = False
-            except IndexError:
-                break
-        for metric in self.registry.metrics():
-            for child in metric.children():
-                child._dirty = False
-                if metric._type is MetricType.GAUGE:
-                    continue
-                state = old_series.get(child) or SeriesState.for_child(child)
-                state.sent = current_values(state)
-                state.base = list(state.sent)
-                self._series[child] = state
+        was_running = self._loop.after_fork()
+        previous = self._shared
+        self._make_engine()
+        if previous is not None and self._shared is not None:
+            # The epoch and the registrations are the store's, not the parent's.
+            self._shared.epoch = previous.epoch
+            self._shared.families_gen = previous.families_gen
+        if self._local is not None:
+            self._local.after_fork()
         try:
             self.store.after_fork()
         except Exception:
@@ -382,7 +343,7 @@ class Syncer:
                 "store %s: reconnecting after fork failed", self.store.describe(), exc_info=True
             )
         if was_running:
-            self.start()
+            self._loop.start()
 
     # -- one sync ------------------------------------------------------------------------
 
@@ -393,10 +354,11 @@ class Syncer:
         error: str | None = None
         resent = False
         try:
-            if self.strategy is Strategy.LOCAL_ONLY:
-                series = self._sync_local()
+            if self._local is not None:
+                series = self._local.sync(self.instance, self.snapshot, self.clock.time())
             else:
-                series, resent = self._sync_shared()
+                assert self._shared is not None
+                series, resent = self._shared.sync(self.instance)
         except Exception as exc:
             error = f"{type(exc).__name__}: {exc}"
             self._metrics.errors.labels(type(exc).__name__).inc()
@@ -425,7 +387,7 @@ class Syncer:
         m = self._metrics
         m.duration.observe(duration)
         m.syncs.labels("ok" if error is None else "failed").inc()
-        m.pending.set(len(self._pending))
+        m.pending.set(len(self._shared.pending) if self._shared is not None else 0)
         if error is None:
             m.series.set(series)
             m.last_sync.set(started + duration)
@@ -444,8 +406,6 @@ class Syncer:
         )
         self.last_report = report
         self._notify(report)
-        if self._syncs % _SWEEP_EVERY == 0:
-            self._sweep()
         return report
 
     def _notify(self, report: SyncReport) -> None:
@@ -455,356 +415,6 @@ class Syncer:
             get_plugin_manager().hook.metricache_cache_synced(report=report)
         except Exception:
             log.exception("a metricache_cache_synced hook failed")
-
-    def _drain(self) -> None:
-        """Move every series that changed since the last drain into ``_pending``."""
-        tracker = self.registry.tracker
-        pending = self._pending
-        popleft = tracker.popleft
-        while True:
-            try:
-                child = popleft()
-            except IndexError:
-                return
-            # Clear the flag before reading the value: an update racing this either
-            # sees the cleared flag and re-marks the series, or is read below.
-            child._dirty = False
-            pending.add(child)
-
-    def _sync_shared(self) -> tuple[int, bool]:
-        instance = self.instance
-        resent = False
-        if self._in_flight is not None:
-            # The answer to this batch was lost: send it again, unchanged, first.
-            plan = self._in_flight
-            self._metrics.retries.inc()
-            outcome = self.store.apply_sync(plan.batch)
-            self._in_flight = None
-            if outcome.status is OutcomeStatus.EPOCH_CHANGED:
-                self._new_epoch(outcome.epoch)
-                resent = True
-            else:
-                self._commit(plan, len(plan.origins), outcome)
-        self._drain()
-        sent = 0
-        epoch_changes = 0
-        while True:
-            # Large syncs go in several batches, so no single script holds the store
-            # for long; each batch is confirmed (and committed) on its own.
-            chunk = list(itertools.islice(self._pending, MAX_SERIES_PER_BATCH))
-            final = len(chunk) == len(self._pending)
-            plan = self._build(instance, chunk, final=final)
-            try:
-                outcome = self.store.apply_sync(plan.batch)
-            except PartialApply as exc:
-                self._commit(plan, exc.done, None)
-                raise
-            except OutcomeUnknown:
-                if self._exactly_once:
-                    self._in_flight = plan
-                raise
-            if outcome.status is OutcomeStatus.EPOCH_CHANGED:
-                epoch_changes += 1
-                if epoch_changes > 2:
-                    raise RuntimeError("the store's epoch kept changing during one sync")
-                if self._epoch:
-                    resent = True
-                self._new_epoch(outcome.epoch)
-                continue
-            self._commit(plan, len(plan.origins), outcome)
-            self._pending.difference_update(chunk)
-            sent += len(chunk)
-            if final:
-                return sent, resent
-
-    def _new_epoch(self, epoch: str) -> None:
-        """The store lost its data: send every total again, register everything again."""
-        if self._epoch:
-            log.warning(
-                "store %s has lost its data (epoch %s -> %s): re-sending cumulative totals",
-                self.store.describe(),
-                self._epoch,
-                epoch,
-            )
-        self._epoch = epoch
-        for child, state in list(self._series.items()):
-            if state.detached():
-                del self._series[child]
-                continue
-            state.sent = list(state.base)
-            state.gen = -1
-            self._pending.add(child)
-        for state in self._virtual.values():
-            state.sent = [0] * len(state.sent)
-            state.gen = -1
-        self._families_gen.clear()
-        self._fractional_gen.clear()
-        self._instance_gen = -1
-        self._gauges_dirty = True
-        # Series never seen by the syncer yet are still in the tracker or pending.
-
-    def _build(self, instance: Instance, children: list[Any], *, final: bool = True) -> _Plan:
-        """Build the batch for ``children``.
-
-        The final batch of a sync also carries the custom collectors' series, the
-        instance registration and the gauge map.
-        """
-        keyspace = self.keyspace
-        gen = keyspace.generation()
-        proposed = secrets.token_hex(8)
-        batch = SyncBatch(
-            keyspace=keyspace,
-            instance_id=instance.id,
-            instance_key=instance.key,
-            token=instance.token,
-            seq=self._next_seq(),
-            epoch=self._epoch or proposed,
-            proposed_epoch=proposed,
-            liveness_ttl=self.liveness_ttl,
-        )
-        plan = _Plan(batch, gen)
-        plan.considered = children
-        series = self._series
-        increments = batch.increments
-        origins = plan.origins
-        counter = MetricType.COUNTER
-        gauge = MetricType.GAUGE
-        for child in plan.considered:
-            state = series.get(child)
-            if state is None:
-                state = series[child] = SeriesState.for_child(child)
-            kind = state.kind
-            if kind is counter:
-                value = child._value
-                # Most counters hold whole numbers: no fixed-point split needed.
-                if value.is_integer():
-                    whole, nanos = int(value), 0
-                elif math.isfinite(value):
-                    whole, nanos = split_fixed(value)
-                else:
-                    whole, nanos = state.sent
-                sent = state.sent
-                delta = whole - sent[0]
-                if delta or state.gen == -1:
-                    increments.append((state.sid, "i", delta))
-                    origins.append((state, 0, whole))
-                if nanos != sent[1]:
-                    increments.append((state.sid, "f", nanos - sent[1]))
-                    origins.append((state, 1, nanos))
-                    plan.fractional.add(state.family)
-            elif kind is gauge:
-                self._gauges_dirty = True
-            else:
-                self._add_deltas(plan, state, current_values(state))
-            if state.gen != gen:
-                self._register(plan, state, partial(family_meta, child.family))
-        if final:
-            self._collect(plan)
-            if self._instance_gen != gen:
-                registrations = batch.registrations.setdefault(keyspace.instances(gen), {})
-                registrations[instance.key] = instance.id
-                plan.instance = True
-        fractional = {f for f in plan.fractional if self._fractional_gen.get(f) != gen}
-        if fractional:
-            batch.registrations.setdefault(keyspace.fractional(gen), {}).update(
-                dict.fromkeys(fractional, "1")
-            )
-        plan.fractional = fractional
-        if final and self._gauges_dirty:
-            batch.gauges = self._gauge_map(instance, plan)
-        return plan
-
-    def _next_seq(self) -> int:
-        # A number names one batch's content, never two: a batch that failed for a
-        # reason other than a lost reply is rebuilt under a new number, so a store
-        # that did apply it after all can never take the rebuilt one for a duplicate.
-        self._seq += 1
-        return self._seq
-
-    def _add_deltas(self, plan: _Plan, state: SeriesState, values: list[int]) -> None:
-        increments = plan.batch.increments
-        origins = plan.origins
-        sent = state.sent
-        parts = state.parts
-        sid = state.sid
-        new_in_epoch = state.gen == -1
-        last = len(values) - 1
-        for k, value in enumerate(values):
-            delta = value - sent[k]
-            if delta or (new_in_epoch and k == 0):
-                # A new series gets its first key even at zero, so the merged view
-                # shows it as the local view does.
-                increments.append((sid, parts[k], delta))
-                origins.append((state, k, value))
-                if k == last and delta:
-                    plan.fractional.add(state.family)
-
-    def _register(self, plan: _Plan, state: SeriesState, meta: Callable[[], FamilyMeta]) -> None:
-        """Add ``state`` (and its family, once) to this generation's registrations."""
-        if state in plan.registered_set:
-            return
-        registrations = plan.batch.registrations
-        keyspace = self.keyspace
-        idx_key = keyspace.index(state.family, plan.gen)
-        registrations.setdefault(idx_key, {})[state.sid] = encode_labels(state.labels)
-        plan.registered.append(state)
-        plan.registered_set.add(state)
-        if self._families_gen.get(state.family) != plan.gen and state.family not in plan.families:
-            registrations.setdefault(keyspace.families(plan.gen), {})[state.family] = (
-                meta().encode()
-            )
-            plan.families.append(state.family)
-
-    def _collect(self, plan: _Plan) -> None:
-        """Sync what custom collectors report: counters and histograms as deltas."""
-        collectors = self.registry.collectors()
-        if not collectors:
-            return
-        gauges: dict[str, Sample] = {}
-        for collector in collectors:
-            try:
-                families = list(collector())
-            except Exception:
-                log.exception("a custom collector failed; its families are left out")
-                continue
-            for fam in families:
-                nbuckets = len(fam.buckets)
-                for sample in fam.samples:
-                    vkey = (fam.name, sample.labels)
-                    state = self._virtual.get(vkey)
-                    if state is None:
-                        state = SeriesState(fam.name, fam.type, sample.labels, nbuckets)
-                        self._virtual[vkey] = state
-                    if fam.type is MetricType.GAUGE:
-                        if isinstance(sample, Sample):
-                            gauges[state.sid] = sample
-                    else:
-                        values = sample_values(sample)
-                        if len(values) == len(state.parts) and (
-                            values != state.sent or state.gen == -1
-                        ):
-                            self._add_deltas(plan, state, values)
-                    if state.gen != plan.gen:
-                        self._register(plan, state, partial(meta_of_family, fam))
-        # The entries carry the time they were read: compare the values, not the entries.
-        texts = {sid: repr(sample.value) for sid, sample in gauges.items()}
-        if texts != self._virtual_gauge_values:
-            now = time.time()
-            self._virtual_gauges = {
-                sid: gauge_sample_entry(sample, now) for sid, sample in gauges.items()
-            }
-            self._virtual_gauge_values = texts
-            self._gauges_dirty = True
-
-    def _gauge_map(self, instance: Instance, plan: _Plan) -> dict[str, str]:
-        """Return this instance's whole gauge map; register gauges new in this generation."""
-        entries = {"@": instance.id}
-        for metric in self.registry.metrics():
-            if metric._type is not MetricType.GAUGE:
-                continue
-            for child in metric.children():
-                state = self._series.get(child)
-                if state is None:
-                    state = self._series[child] = SeriesState.for_child(child)
-                if state.gen != plan.gen:
-                    self._register(plan, state, partial(family_meta, metric))
-                entries[state.sid] = gauge_entry(child)
-        entries.update(self._virtual_gauges)
-        return entries
-
-    def _commit(self, plan: _Plan, done: int, outcome: SyncOutcome | None) -> None:
-        """Record what the store confirmed.
-
-        That is the first ``done`` increments and, when the whole batch was applied
-        (``outcome`` given), its registrations and gauge map.
-        """
-        for state, k, value in plan.origins[:done]:
-            state.sent[k] = value
-        if outcome is None:
-            return
-        self._epoch = outcome.epoch
-        for state in plan.registered:
-            state.gen = plan.gen
-        for name in plan.families:
-            self._families_gen[name] = plan.gen
-        for name in plan.fractional:
-            self._fractional_gen[name] = plan.gen
-        if plan.instance:
-            self._instance_gen = plan.gen
-        if plan.batch.gauges is not None:
-            self._gauges_dirty = False
-        if outcome.gauges_lost:
-            self._gauges_dirty = True
-
-    # -- local_only ------------------------------------------------------------------------
-
-    def _load_base(self) -> list[Any]:
-        if self._base is None:
-            self._base = []
-            key = self.keyspace.local(self.instance.key)
-            raw = self.store.get(key)
-            if raw is not None:
-                try:
-                    instance_id, _when, families = local.decode_state(raw)
-                except Exception as exc:
-                    log.warning("ignoring the saved view under %r: %s", key, exc)
-                else:
-                    if instance_id == self.instance.id:
-                        self._base = families
-        return self._base
-
-    def _sync_local(self) -> int:
-        self._drain()
-        changed = len(self._pending)
-        instance = self.instance
-        key = self.keyspace.local(instance.key)
-        gen = self.keyspace.generation()
-        ttl = self.local_state_ttl
-        if self._instance_gen != gen:
-            # Lets a reader in another process find this instance's saved view.
-            self.store.merge_map(
-                self.keyspace.local_instances(),
-                {instance.key: instance.id},
-                ttl + self.keyspace.generation_ttl,
-            )
-            self._instance_gen = gen
-        if changed or self._gauges_dirty or not self._local_written:
-            view = self.snapshot()
-            self.store.set(key, local.encode_state(view, self.instance.id), ttl)
-            self._local_written = True
-            self._gauges_dirty = False
-        elif not self.store.touch(key, ttl):
-            self._local_written = False
-            return self._sync_local()
-        self._pending.clear()
-        return changed
-
-    def _sweep(self) -> None:
-        """Forget series removed from their metrics once the store has all they had."""
-        for child, state in list(self._series.items()):
-            if child in self._pending or not state.detached():
-                continue
-            if state.kind is MetricType.GAUGE or current_values(state) == state.sent:
-                del self._series[child]
-
-
-_syncers: weakref.WeakSet[Syncer] = weakref.WeakSet()
-
-
-def _register_fork_handler(syncer: Syncer) -> None:
-    _syncers.add(syncer)
-
-
-def _after_fork_in_child() -> None:
-    for syncer in list(_syncers):
-        try:
-            syncer._after_fork()
-        except Exception:  # never break a fork
-            log.exception("resetting a syncer after fork failed")
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def _stop_at_exit(ref: weakref.ReferenceType[Syncer]) -> None:

@@ -32,6 +32,10 @@ class MemoryStore(Store):
         """Return ``memory`` (there is nothing else to say about where it points)."""
         return "memory (this process)"
 
+    def _now(self) -> float:
+        """The clock expiry is measured on (monotonic; a test store may use another)."""
+        return time.monotonic()
+
     def _live(self, key: bytes, now: float) -> bytes | None:
         entry = self._data.get(key)
         if entry is None:
@@ -44,26 +48,26 @@ class MemoryStore(Store):
     def get(self, key: bytes) -> bytes | None:
         """Return the value under ``key`` unless absent or expired."""
         with self._lock:
-            return self._live(key, time.monotonic())
+            return self._live(key, self._now())
 
     def set(self, key: bytes, value: bytes, ttl: float) -> None:
         """Store ``value`` for ``ttl`` seconds."""
-        expires = time.monotonic() + ttl_ms(ttl) / 1000
+        expires = self._now() + ttl_ms(ttl) / 1000
         with self._lock:
             self._data[bytes(key)] = (bytes(value), expires)
 
     def delete(self, key: bytes) -> bool:
         """Remove ``key``; return whether it was present."""
         with self._lock:
-            present = self._live(key, time.monotonic()) is not None
+            present = self._live(key, self._now()) is not None
             self._data.pop(key, None)
             return present
 
     def touch(self, key: bytes, ttl: float) -> bool:
         """Reset the TTL of ``key``; return whether it was present."""
-        expires = time.monotonic() + ttl_ms(ttl) / 1000
+        expires = self._now() + ttl_ms(ttl) / 1000
         with self._lock:
-            value = self._live(key, time.monotonic())
+            value = self._live(key, self._now())
             if value is None:
                 return False
             self._data[key] = (value, expires)
@@ -71,7 +75,7 @@ class MemoryStore(Store):
 
     def get_many(self, keys: Iterable[bytes]) -> dict[bytes, bytes]:
         """Return the present keys among ``keys``, under one lock."""
-        now = time.monotonic()
+        now = self._now()
         with self._lock:
             found = {}
             for key in keys:
@@ -82,13 +86,13 @@ class MemoryStore(Store):
 
     def set_many(self, items: Mapping[bytes, bytes], ttl: float) -> None:
         """Store every item for ``ttl`` seconds, under one lock."""
-        expires = time.monotonic() + ttl_ms(ttl) / 1000
+        expires = self._now() + ttl_ms(ttl) / 1000
         with self._lock:
             for key, value in items.items():
                 self._data[bytes(key)] = (bytes(value), expires)
 
     def __len__(self) -> int:
-        now = time.monotonic()
+        now = self._now()
         with self._lock:
             return sum(1 for _, expires in self._data.values() if expires > now)
 

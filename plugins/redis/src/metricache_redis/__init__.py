@@ -1,10 +1,11 @@
 """The Redis store for metricache: ``distributed_atomic``, batches applied exactly once.
 
 ``open_store("redis", url="redis://127.0.0.1:6379/0")``; ``rediss://`` for TLS;
-a password in the URL is never printed. A sync batch is one Lua script call: Redis
-checks the store epoch and the batch's sequence number, then applies registrations,
-increments and the gauge map in one atomic step, so a batch re-sent after a lost
-reply is recognised and not applied twice.
+a password in the URL is never printed. A series is one hash (its parts, its life,
+and the traces of the incarnations that wrote it), so it expires whole. A sync batch
+is one Lua script call: Redis checks the store epoch, then applies registrations,
+writes, refreshes and gauge changes in one atomic step; every write leaves a trace,
+so a batch re-sent after a lost reply is recognised series by series, however late.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 import builtins
 import json
 import logging
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from functools import partial
 from typing import Any, TypeVar
 
@@ -23,6 +24,7 @@ from metricache.errors import CorruptValue, OutcomeUnknown, StoreError, StoreUna
 from metricache.masking import mask_url
 from metricache.store import Capability, Store, parse_int, ttl_ms
 from metricache.sync.batch import OutcomeStatus, SyncBatch, SyncOutcome
+from metricache.sync.keyspace import LIFE_FIELD, TRACE_PREFIX, Keyspace
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
@@ -277,36 +279,16 @@ class RedisStore(Store):
 
     # -- sync ---------------------------------------------------------------------------
 
+    gauge_page_size = None  # a page is a hash edited field by field: one page suffices
+
+    def series_keys(self, keyspace: Keyspace, sid: str, parts: Sequence[str]) -> list[bytes]:
+        """A series is one hash: its parts, its life and its traces."""
+        return [keyspace.series(sid)]
+
     def apply_sync(self, batch: SyncBatch) -> SyncOutcome:
         """Apply a batch atomically and exactly once (one script call, one round trip)."""
-        keyspace = batch.keyspace
-        inc: list[str | int] = []
-        extend = inc.extend
-        for sid, part, delta in batch.increments:
-            # Lua numbers are doubles: beyond 2**53 a delta travels as text.
-            extend((sid, part, delta if -_EXACT < delta < _EXACT else str(delta)))
-        payload: dict[str, Any] = {
-            "ns": keyspace.namespace,
-            "epoch": batch.epoch,
-            "proposed": batch.proposed_epoch,
-            "token": batch.token,
-            "seq": batch.seq,
-            "ttl": ttl_ms(keyspace.retention),
-            "gen_ttl": ttl_ms(keyspace.generation_ttl),
-            "live": ttl_ms(batch.liveness_ttl),
-            "gkey": keyspace.gauges(batch.instance_key).decode("ascii"),
-            "inc": inc,
-            "reg": [
-                [key.decode("ascii"), [x for item in entries.items() for x in item]]
-                for key, entries in batch.registrations.items()
-            ],
-        }
-        if batch.gauges is not None:
-            payload["gauges"] = [x for item in batch.gauges.items() for x in item]
-        encoded = json.dumps(payload, separators=(",", ":"))
-        script = self._script("APPLY_SYNC")
-        reply = self._call(lambda: script(args=[encoded]), writes=True)
-        status, epoch, lost, repaired = reply
+        reply = self._call(partial(self._script("APPLY_SYNC"), args=[_payload(batch)]), writes=True)
+        status, epoch, lost, repaired, lost_writes, joined, stale = reply
         if repaired:
             log.warning(
                 "%s: replaced %d keys that held something metricache did not write",
@@ -318,7 +300,127 @@ class RedisStore(Store):
             OutcomeStatus(status.decode() if isinstance(status, bytes) else status),
             epoch.decode("ascii") if isinstance(epoch, bytes) else str(epoch),
             gauges_lost=bool(lost),
+            lost=tuple(int(i) for i in lost_writes),
+            joined={
+                int(joined[k]): joined[k + 1].decode("ascii") for k in range(0, len(joined), 2)
+            },
+            stale=tuple(int(i) for i in stale),
         )
+
+    def read_series(
+        self, keyspace: Keyspace, wanted: Sequence[tuple[str, tuple[str, ...]]]
+    ) -> list[list[int] | None]:
+        """HMGET the life and parts of every series, 10,000 series per script call."""
+        script = self._script("READ_SERIES")
+        found: list[list[int] | None] = []
+        for start in range(0, len(wanted), _READ_CHUNK):
+            chunk = wanted[start : start + _READ_CHUNK]
+            layouts: dict[tuple[str, ...], int] = {}
+            args: list[Any] = [""]
+            for sid, parts in chunk:
+                args += (sid, layouts.setdefault(parts, len(layouts) + 1))
+            head = [keyspace.series_prefix, LIFE_FIELD, [list(p) for p in layouts]]
+            args[0] = json.dumps(head, separators=(",", ":"))
+            reply: list[Any] = self._call(partial(script, args=args))
+            at = 0
+            for sid, parts in chunk:
+                life = reply[at]
+                raw = reply[at + 1 : at + 1 + len(parts)]
+                at += 1 + len(parts)
+                if life is None or life == -1:
+                    if life == -1:
+                        key = keyspace.series(sid)
+                        self.on_corrupt(CorruptValue(f"{key!r} does not hold a series"))
+                    found.append(None)
+                    continue
+                try:
+                    found.append([0 if v is None else _integer(keyspace, sid, v) for v in raw])
+                except CorruptValue as exc:
+                    self.on_corrupt(exc)
+                    found.append(None)
+        return found
+
+
+_READ_CHUNK = 10_000
+
+
+def _integer(keyspace: Keyspace, sid: str, raw: bytes) -> int:
+    return parse_int(keyspace.series(sid), raw)
+
+
+def _payload(batch: SyncBatch) -> str:
+    """Return the JSON the batch script reads (key and field names included)."""
+    keyspace = batch.keyspace
+    writes: list[str | int] = []
+    extend = writes.extend
+    for sid, life, parts, deltas in batch.writes:
+        changed = [
+            (part, delta if -_EXACT < delta < _EXACT else str(delta))
+            for part, delta in zip(parts, deltas)
+            if delta
+        ]
+        extend((sid, life, len(changed)))
+        for pair in changed:
+            extend(pair)
+    refresh: list[str] = []
+    for sid, life, _parts in batch.refresh:
+        refresh += (sid, life)
+    payload: dict[str, Any] = {
+        "ek": keyspace.epoch().decode("ascii"),
+        "ep": batch.epoch,
+        "pe": batch.proposed_epoch,
+        "ttl": ttl_ms(keyspace.retention),
+        "gttl": ttl_ms(keyspace.generation_ttl),
+        "live": ttl_ms(batch.liveness_ttl),
+        "pttl": ttl_ms(batch.page_ttl),
+        "sp": keyspace.series_prefix,
+        "lf": LIFE_FIELD,
+        "tf": TRACE_PREFIX + batch.token,
+        "life": batch.life,
+        "seq": batch.seq,
+        "chk": 1 if batch.retry else 0,
+        "w": writes,
+        "r": refresh,
+        "pr": batch.prune,
+        "hk": keyspace.instance(batch.instance_key).decode("ascii"),
+        "reg": [
+            [key.decode("ascii"), [x for item in entries.items() for x in item]]
+            for key, entries in batch.registrations.items()
+        ],
+    }
+    update = batch.gauges
+    if update is not None:
+        page = partial(keyspace.gauge_page, batch.instance_key, update.layout)
+        marker = ["@", update.layout]
+        if update.full:
+            pages = [
+                [
+                    page(n).decode("ascii"),
+                    marker + [x for item in update.contents.get(n, {}).items() for x in item],
+                ]
+                for n in range(update.pages)
+            ]
+        else:
+            pages = []
+            for n, changes in update.changes.items():
+                sets = [
+                    x for sid, entry in changes.items() if entry is not None for x in (sid, entry)
+                ]
+                drops = [sid for sid, entry in changes.items() if entry is None]
+                pages.append([page(n).decode("ascii"), sets, drops])
+        payload["g"] = {
+            "full": 1 if update.full else 0,
+            "id": batch.instance_id,
+            "layout": update.layout,
+            "pages": pages,
+            "touch": (
+                [page(n).decode("ascii") for n in range(update.pages) if n not in update.changes]
+                if update.touch and not update.full
+                else []
+            ),
+        }
+    # Lua's cjson turns an empty array into an object: send lists it can iterate.
+    return json.dumps(payload, separators=(",", ":"))
 
 
 @hookimpl

@@ -8,11 +8,24 @@ reported instead of aborting the batch.
 
 from __future__ import annotations
 
-__all__ = ["ADD", "APPLY_SYNC", "CAD", "CAS", "CAT", "INCR", "MERGE_MAP", "REPLACE_MAP"]
+__all__ = [
+    "ADD",
+    "APPLY_SYNC",
+    "CAD",
+    "CAS",
+    "CAT",
+    "INCR",
+    "MERGE_MAP",
+    "READ_SERIES",
+    "REPLACE_MAP",
+]
 
-# A batch: epoch check, duplicate check, registrations, increments, gauge map, TTLs.
-# ARGV[1] is the JSON payload built by RedisStore.apply_sync. Returns
-# {status, epoch, gauges_lost, repaired_keys}.
+# A batch (see metricache.sync.batch for the rules): epoch check, registrations,
+# writes series by series (life check, traces), refreshes, pruned traces, gauge pages
+# and header, TTLs. ARGV[1] is the JSON payload built by RedisStore.apply_sync; every
+# key name and field name comes from it (metricache.sync.keyspace defines them).
+# Returns {status, epoch, gauges_lost, repaired_keys, lost, joined, stale}: lost and
+# stale are 0-based indexes of writes and refreshes, joined is index, life, ...
 APPLY_SYNC = r"""
 local p = cjson.decode(ARGV[1])
 local repaired = 0
@@ -22,17 +35,24 @@ local function fix(key)
   repaired = repaired + 1
 end
 
-local function incrby(key, delta)
-  local r = redis.pcall('INCRBY', key, delta)
+local function hget(key, field)
+  local r = redis.pcall('HGET', key, field)
   if type(r) == 'table' and r.err then
-    if string.find(r.err, 'overflow') then
-      repaired = repaired + 1
-      return
-    end
     fix(key)
-    redis.call('INCRBY', key, delta)
+    return false
   end
-  redis.call('PEXPIRE', key, p.ttl)
+  return r
+end
+
+-- A series' life as metricache writes it (a token), or false: a key whose life is
+-- anything else was written behind our back and is replaced.
+local function life_of(key)
+  local life = hget(key, p.lf)
+  if life and (#life > 64 or not string.match(life, '^[%w._-]+$')) then
+    fix(key)
+    return false
+  end
+  return life
 end
 
 local function hsetnx(key, field, value)
@@ -43,7 +63,7 @@ local function hsetnx(key, field, value)
   end
 end
 
-local epoch_key = p.ns .. ':epoch'
+local epoch_key = p.ek
 local cur = redis.pcall('GET', epoch_key)
 -- What is not an epoch token (another type, bytes written behind our back) is another
 -- epoch: replaced, so that syncing goes on (every instance re-sends its totals).
@@ -52,23 +72,11 @@ if type(cur) == 'table' or (cur and (#cur > 64 or not string.match(cur, '^[%w_-]
   cur = false
 end
 if not cur then
-  cur = p.proposed
+  cur = p.pe
   redis.call('SET', epoch_key, cur, 'PX', p.ttl)
 end
-if cur ~= p.epoch then
-  return {'epoch_changed', cur, 0, repaired}
-end
-local seq_key = p.ns .. ':seq:' .. p.token
-local stored = redis.pcall('GET', seq_key)
-local last = tonumber(stored)
-if stored and (not last or redis.call('PTTL', seq_key) == -1) then
-  -- metricache always writes a number with a TTL: anything else was written behind
-  -- its back. Replace it rather than let it reject (or wrongly accept) batches.
-  repaired = repaired + 1
-  last = 0
-end
-if p.seq <= (last or 0) then
-  return {'duplicate', cur, 0, 0}
+if cur ~= p.ep then
+  return {'epoch_changed', cur, 0, repaired, {}, {}, {}}
 end
 
 for _, r in ipairs(p.reg) do
@@ -77,29 +85,131 @@ for _, r in ipairs(p.reg) do
   for i = 1, #fields, 2 do
     hsetnx(key, fields[i], fields[i + 1])
   end
-  redis.call('PEXPIRE', key, p.gen_ttl)
+  redis.call('PEXPIRE', key, p.gttl)
 end
 
-local inc = p.inc
-local prefix = p.ns .. ':v:'
-for i = 1, #inc, 3 do
-  incrby(prefix .. inc[i] .. ':' .. inc[i + 1], inc[i + 2])
-end
-
-local lost = 0
-if p.gauges then
-  redis.call('DEL', p.gkey)
-  local g = p.gauges
-  for i = 1, #g, 1000 do
-    redis.call('HSET', p.gkey, unpack(g, i, math.min(i + 999, #g)))
+local sp, lf, tf, ttl, seq = p.sp, p.lf, p.tf, p.ttl, p.seq
+local check = p.chk == 1
+local lost, joined, stale = {}, {}, {}
+local w = p.w
+local i, idx = 1, 0
+while i <= #w do
+  local key = sp .. w[i]
+  local life = w[i + 1]
+  local n = w[i + 2]
+  local life_now = life_of(key)
+  local apply = true
+  if life ~= '' then
+    if life_now ~= life then
+      lost[#lost + 1] = idx
+      apply = false
+    end
+  elseif not life_now then
+    -- A series map always has its life: a key without one was not written by us.
+    if redis.call('EXISTS', key) == 1 then fix(key) end
+    redis.call('HSET', key, lf, p.life)
+    redis.call('PEXPIRE', key, ttl)
+  else
+    joined[#joined + 1] = idx
+    joined[#joined + 1] = life_now
+    redis.call('PEXPIRE', key, ttl)
   end
-  redis.call('PEXPIRE', p.gkey, p.live)
-elseif redis.call('PEXPIRE', p.gkey, p.live) == 0 then
-  lost = 1
+  if apply and check then
+    -- Only this very batch can have left this number: anything else proves nothing.
+    if tonumber(redis.call('HGET', key, tf)) == seq then apply = false end
+  end
+  if apply then
+    for k = i + 3, i + 2 + 2 * n, 2 do
+      local r = redis.pcall('HINCRBY', key, w[k], w[k + 1])
+      if type(r) == 'table' and r.err then repaired = repaired + 1 end
+    end
+    redis.call('HSET', key, tf, seq)
+  end
+  i = i + 3 + 2 * n
+  idx = idx + 1
 end
-redis.call('SET', seq_key, p.seq, 'PX', p.ttl)
-redis.call('PEXPIRE', epoch_key, p.ttl)
-return {'applied', cur, lost, repaired}
+
+local r = p.r
+for j = 1, #r, 2 do
+  local key = sp .. r[j]
+  if life_of(key) == r[j + 1] then
+    redis.call('PEXPIRE', key, ttl)
+  else
+    stale[#stale + 1] = (j - 1) / 2
+  end
+end
+
+for _, sid in ipairs(p.pr) do
+  redis.pcall('HDEL', sp .. sid, tf)
+end
+
+local glost = 0
+local g = p.g
+if g then
+  local hk = p.hk
+  if g.full == 1 then
+    for _, page in ipairs(g.pages) do
+      redis.call('DEL', page[1])
+      local f = page[2]
+      for k = 1, #f, 1000 do
+        redis.call('HSET', page[1], unpack(f, k, math.min(k + 999, #f)))
+      end
+      redis.call('PEXPIRE', page[1], p.pttl)
+    end
+    redis.call('DEL', hk)
+    redis.call('HSET', hk, '@', g.id, '#', g.layout)
+    redis.call('PEXPIRE', hk, p.live)
+  elseif hget(hk, '#') ~= g.layout then
+    glost = 1  -- expired, or not ours: every page is written again next time
+  else
+    redis.call('PEXPIRE', hk, p.live)
+    for _, page in ipairs(g.pages) do
+      if hget(page[1], '@') ~= g.layout then
+        glost = 1
+        break
+      end
+      local f = page[2]
+      for k = 1, #f, 1000 do
+        redis.call('HSET', page[1], unpack(f, k, math.min(k + 999, #f)))
+      end
+      local d = page[3]
+      for k = 1, #d, 1000 do
+        redis.call('HDEL', page[1], unpack(d, k, math.min(k + 999, #d)))
+      end
+    end
+    if glost == 0 then
+      for _, key in ipairs(g.touch) do
+        if hget(key, '@') ~= g.layout then
+          glost = 1
+          break
+        end
+        redis.call('PEXPIRE', key, p.pttl)
+      end
+    end
+  end
+end
+redis.call('PEXPIRE', epoch_key, ttl)
+return {'applied', cur, glost, repaired, lost, joined, stale}
+"""
+
+# Read series: ARGV[1] is the JSON of [prefix, life field, [[part, ...], ...]],
+# then pairs of series id and layout index (1-based). Returns, per series, its life
+# (nil when absent, -1 when the key is not a hash) followed by the values of its parts.
+READ_SERIES = r"""
+local head = cjson.decode(ARGV[1])
+local sp, lf, layouts = head[1], head[2], head[3]
+local out = {}
+for i = 2, #ARGV, 2 do
+  local parts = layouts[tonumber(ARGV[i + 1])]
+  local r = redis.pcall('HMGET', sp .. ARGV[i], lf, unpack(parts))
+  if type(r) == 'table' and r.err then
+    out[#out + 1] = -1  -- not a hash: written behind our back
+    for _ = 1, #parts do out[#out + 1] = false end
+  else
+    for k = 1, #r do out[#out + 1] = r[k] end
+  end
+end
+return out
 """
 
 # KEYS[1]; ARGV: amount, ttl ms. Returns the new value, as decimal text.
