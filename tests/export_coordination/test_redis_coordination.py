@@ -188,7 +188,7 @@ def test_a_holder_killed_mid_export_is_replaced_once_its_lease_expires(
         "interval": 100.0,
         "retention": 120.0,
         "margin": 5.0,
-        "timeout": 5.0,
+        "timeout": 10.0,  # the holder is killed long before its attempt would time out
         "lease_ttl": lease_ttl,
         "out_dir": str(out_dir),
     }
@@ -200,8 +200,8 @@ def test_a_holder_killed_mid_export_is_replaced_once_its_lease_expires(
     assert lease_value(client, lease_key).startswith(b"holder/")
 
     workers.start("standby", **common)
-    # The holder renews its lease while its export hangs: the standby keeps finding it
-    # busy for several lease lifetimes and exports nothing.
+    # Within the export timeout, the holder renews its lease while its export hangs:
+    # the standby keeps finding it busy for several lease lifetimes and exports nothing.
     wait_for(
         lambda: sum(r["action"] == "busy" for r in workers.report("standby")) >= 8,
         "the standby to find the lease busy",
@@ -232,6 +232,51 @@ def test_a_holder_killed_mid_export_is_replaced_once_its_lease_expires(
 
 
 @pytest.mark.slow
+def test_a_hung_export_is_abandoned_after_the_timeout_and_another_instance_takes_the_period(
+    redis_server: RedisServer, namespace: str, workers: Workers, tmp_path: Path
+) -> None:
+    sync_sample_metrics(redis_server.url, namespace, retention=120)
+    out_dir = tmp_path / "exports"
+    out_dir.mkdir()
+    common = {
+        "url": redis_server.url,
+        "namespace": namespace,
+        "t0": time.time(),  # period 0 lasts the whole test
+        "stop_at": None,
+        "interval": 100.0,
+        "retention": 120.0,
+        "margin": 5.0,
+        "timeout": 1.0,
+        "lease_ttl": 1.5,
+        "out_dir": str(out_dir),
+    }
+    marker = tmp_path / "holder-exporting"
+    workers.start("holder", block=str(marker), **common)
+    wait_for(marker.exists, "the holder to start exporting")
+    client = redis.Redis.from_url(redis_server.url)
+    lease_key = f"{namespace}:export:default:lease"
+    assert lease_value(client, lease_key).startswith(b"holder/")
+    workers.start("standby", **common)
+
+    def standby_exported() -> bool:
+        return any(r["action"] == "exported" for r in workers.report("standby"))
+
+    # The holder's exporter never answers, and the holder is alive and well: it gives
+    # its attempt up after the export timeout and does not renew the lease for it.
+    wait_for(standby_exported, "the standby to take the period over", timeout=20)
+    holder = [r for r in workers.report("holder") if r["action"] not in ("ready", "busy")]
+    assert [(r["action"], r["period"], r["attempt"]) for r in holder][:1] == [("timed_out", 0, 1)]
+    exported = [r for r in workers.report("standby") if r["action"] == "exported"]
+    assert [(r["period"], r["attempt"]) for r in exported] == [(0, 1)]
+    (written,) = out_dir.iterdir()
+    assert 'orders_total{region="eu"} 3.0' in written.read_text()
+    assert client.get(f"{namespace}:export:default:done:0") is not None
+    warning = "exporter 'hanging': no answer within the export timeout of 1 s"
+    wait_for(lambda: warning in workers.stderr("holder"), "the holder's warning")
+    assert workers.stderr("holder").count(warning) == 1
+
+
+@pytest.mark.slow
 def test_nothing_a_retried_export_covers_expires_while_it_is_retried(
     redis_server: RedisServer, namespace: str
 ) -> None:
@@ -242,7 +287,7 @@ def test_nothing_a_retried_export_covers_expires_while_it_is_retried(
     sync_sample_metrics(redis_server.url, namespace + "-control", retention)
     synced = time.monotonic()
     client = redis.Redis.from_url(redis_server.url)
-    value_keys = sorted(client.scan_iter(match=f"{namespace}:v:*"))
+    value_keys = sorted(client.scan_iter(match=f"{namespace}:s:*"))  # one hash per series
     assert value_keys
 
     ttls_after_failures: list[int] = []
@@ -298,7 +343,8 @@ def test_a_ttl_extension_is_a_real_ttl_refresh_in_redis(
 ) -> None:
     sync_sample_metrics(redis_server.url, namespace, retention=30)
     client = redis.Redis.from_url(redis_server.url)
-    values = {k: client.get(k) for k in client.scan_iter(match=f"{namespace}:v:*")}
+    values = {k: client.hgetall(k) for k in client.scan_iter(match=f"{namespace}:s:*")}
+    assert values
     exporter = FlakyExporter(failures=1)
     coordinator = ExportCoordinator(
         metricache.open_store("redis", url=redis_server.url),
@@ -310,7 +356,7 @@ def test_a_ttl_extension_is_a_real_ttl_refresh_in_redis(
     result = coordinator.tick()
     assert (result.action, result.retry_in, result.extended_by) == (TickAction.RETRYING, 30, 35)
     for key, value in values.items():
-        assert client.get(key) == value  # not rewritten
+        assert client.hgetall(key) == value  # not rewritten
         assert 30_000 < client.pttl(key) <= 65_000  # retention + 30 s delay + 5 s margin
     coordinator.stop()
     assert client.get(f"{namespace}:export:default:lease") is None  # stop() let the lease go

@@ -43,6 +43,7 @@ from types import TracebackType
 
 import attrs
 
+from metricache.background import BackgroundLoop
 from metricache.config import Config
 from metricache.errors import ConfigError, StoreError
 from metricache.export.lease import Lease
@@ -94,6 +95,8 @@ class TickAction(str, enum.Enum):
     """The store could not be asked whether the period is due; asked again soon."""
     LEASE_LOST = "lease_lost"
     """The lease expired while a retry was pending; another instance took over."""
+    TIMED_OUT = "timed_out"
+    """An attempt outlived the export timeout: abandoned, its lease given up, retried later."""
 
 
 @attrs.frozen(kw_only=True)
@@ -123,7 +126,8 @@ class _ExportMetrics:
     def __init__(self, registry: Registry) -> None:
         self.exports = Counter(
             "metricache_exports",
-            "Export attempts by result: completed, retried (failed, retried later), gave_up",
+            "Export attempts by result: completed, retried (failed, retried later), "
+            "timed_out, gave_up",
             ["result"],
             registry=registry,
         )
@@ -148,6 +152,12 @@ class _ExportMetrics:
         self.duplicates = Counter(
             "metricache_export_duplicates",
             "Periods this instance found exported by another instance as well",
+            registry=registry,
+        )
+        self.timeouts = Counter(
+            "metricache_export_timeouts",
+            "Export attempts abandoned after the export timeout, by the exporter that hung",
+            ["exporter"],
             registry=registry,
         )
 
@@ -189,10 +199,17 @@ class _Tracked(Exporter):
         vars(self)["name"] = inner.name
         self.inner = inner
         self.delivered = False
+        self.busy = False  # a delivery is running (it may outlive an abandoned attempt)
 
     def deliver(self, payload: bytes, request: ExportRequest) -> str:
         """Deliver through the wrapped exporter, then remember it succeeded."""
-        where = self.inner.deliver(payload, request)
+        if self.busy:
+            raise TimeoutError("its delivery of an earlier attempt is still hanging")
+        self.busy = True
+        try:
+            where = self.inner.deliver(payload, request)
+        finally:
+            self.busy = False
         self.delivered = True
         return where
 
@@ -206,6 +223,7 @@ class _Job:
     since_wall: float
     next_at: float
     attempts: int = 0
+    released: bool = False  # the lease was given up (a hung attempt): take it again first
 
 
 class ExportCoordinator:
@@ -284,8 +302,9 @@ class ExportCoordinator:
         self._handled: int | None = None  # the last period settled (exported, elsewhere ...)
         self._job: _Job | None = None
         self._tick_lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._loop = BackgroundLoop(
+            "metricache-export-coordinator", self._background_tick, on_error=self._poll
+        )
 
     @classmethod
     def from_config(
@@ -369,17 +388,11 @@ class ExportCoordinator:
     @property
     def running(self) -> bool:
         """Whether the background thread is running."""
-        return self._thread is not None and self._thread.is_alive()
+        return self._loop.running
 
     def start(self) -> ExportCoordinator:
         """Start the background thread (a no-op if it runs already)."""
-        if self.running:
-            return self
-        self._stop.clear()
-        self._thread = threading.Thread(
-            target=self._run, name="metricache-export-coordinator", daemon=True
-        )
-        self._thread.start()
+        self._loop.start()
         return self
 
     def stop(self, timeout: float = 30.0) -> None:
@@ -388,14 +401,9 @@ class ExportCoordinator:
         A pending retry is abandoned; with a lease, another instance takes the
         period over.
         """
-        self._stop.set()
-        thread = self._thread
-        if thread is not None and thread is not threading.current_thread():
-            thread.join(timeout)
-            if thread.is_alive():
-                log.warning("the export coordinator did not stop within %.1f s", timeout)
-                return
-        self._thread = None
+        if not self._loop.stop(timeout):
+            log.warning("the export coordinator did not stop within %.1f s", timeout)
+            return
         with self._tick_lock:
             self._job = None
             if self._lease is not None:
@@ -412,16 +420,10 @@ class ExportCoordinator:
     ) -> None:
         self.stop()
 
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                result = self.tick()
-                wait = result.next_at - self._clock()
-            except Exception:
-                log.exception("an export coordinator tick failed; trying again")
-                wait = self._poll
-            if self._stop.wait(min(max(wait, 0.0), self.timing.period)):
-                return
+    def _background_tick(self) -> float:
+        result = self.tick()
+        wait = result.next_at - self._clock()
+        return min(max(wait, 0.0), self.timing.period)
 
     # -- one step --------------------------------------------------------------------------
 
@@ -444,6 +446,8 @@ class ExportCoordinator:
         if job is not None:
             if now < job.next_at:
                 return self._wait_for_retry(job, now)
+            if job.released:
+                return self._begin(job.period, now, job)
             return self._attempt(job, now)
         period = period_of(now, self.timing)
         if self._handled is not None and period <= self._handled:
@@ -453,7 +457,11 @@ class ExportCoordinator:
             )
         return self._begin(period, now)
 
-    def _begin(self, period: int, now: float) -> TickResult:
+    def _begin(self, period: int, now: float, job: _Job | None = None) -> TickResult:
+        """Take the period on (lease, claim), then attempt its export.
+
+        ``job`` is a job of this period that gave its lease up after a hung attempt.
+        """
         try:
             if self.strategy is Strategy.DISTRIBUTED_ATOMIC:
                 assert self._lease is not None
@@ -481,16 +489,19 @@ class ExportCoordinator:
                 next_at=now + self._poll,
                 error=str(exc),
             )
-        job = _Job(
-            period=period,
-            exporters=[_Tracked(e) for e in self.exporters],
-            since_wall=time.time(),
-            next_at=now,
-        )
+        if job is None:
+            job = _Job(
+                period=period,
+                exporters=[_Tracked(e) for e in self.exporters],
+                since_wall=time.time(),
+                next_at=now,
+            )
+        job.released = False
         self._job = job
         return self._attempt(job, now)
 
     def _settled_elsewhere(self, period: int, marker: bytes | None, now: float) -> TickResult:
+        self._job = None
         self._handled = period
         exported_at = period_start(period, self.timing)
         if marker is not None:
@@ -509,7 +520,7 @@ class ExportCoordinator:
         )
 
     def _wait_for_retry(self, job: _Job, now: float) -> TickResult:
-        if self._lease is None:
+        if self._lease is None or job.released:
             return TickResult(
                 action=TickAction.IDLE, period=job.period, attempt=job.attempts, next_at=job.next_at
             )
@@ -590,6 +601,7 @@ class ExportCoordinator:
 
         started = time.perf_counter()
         outcome: ExportOutcome | None = None
+        hung: str | None = None
         error: str | None = None
         lease_lost = False
         if self.syncer is not None:
@@ -603,16 +615,23 @@ class ExportCoordinator:
             pending = [e for e in job.exporters if not e.delivered]
             if self._lease is not None:
                 with self._lease.kept_alive() as lost:
-                    outcome = self._export(snapshot, pending, attempt, will_retry)
+                    outcome, hung = self._export_within(snapshot, pending, attempt, will_retry)
                 lease_lost = lost.is_set()
             else:
-                outcome = self._export(snapshot, pending, attempt, will_retry)
-            if not outcome.ok:
+                outcome, hung = self._export_within(snapshot, pending, attempt, will_retry)
+            if hung is not None:
+                error = (
+                    f"{hung}: no answer within the export timeout of "
+                    f"{self.timing.export_timeout:g} s; the attempt was abandoned"
+                )
+            elif outcome is not None and not outcome.ok:
                 error = "; ".join(
                     f"{f.request.exporter}: {type(f.error).__name__}: {f.error}"
                     for f in outcome.failed
                 )
         self._metrics.duration.observe(time.perf_counter() - started)
+        if hung is not None:
+            return self._abandon(job, hung, error or "", now, lateness, extended, will_retry)
 
         if error is None:
             self._metrics.exports.labels("completed").inc()
@@ -688,6 +707,94 @@ class ExportCoordinator:
             error=error,
             next_at=self._next_period_at(now),
         )
+
+    def _export_within(
+        self, snapshot: Snapshot, exporters: list[_Tracked], attempt: int, will_retry: bool
+    ) -> tuple[ExportOutcome | None, str | None]:
+        """Render and deliver in a thread, for at most the export timeout.
+
+        Returns ``(outcome, None)``, or ``(None, what hung)`` when the timeout ran out:
+        the thread is abandoned (it cannot be stopped; an exporter still busy with it
+        fails at once in later attempts instead of piling up threads).
+        """
+        done: list[ExportOutcome] = []
+        raised: list[BaseException] = []
+
+        def run() -> None:
+            try:
+                done.append(self._export(snapshot, exporters, attempt, will_retry))
+            except BaseException as exc:
+                raised.append(exc)
+
+        worker = threading.Thread(target=run, name="metricache-export-attempt", daemon=True)
+        worker.start()
+        worker.join(self.timing.export_timeout)
+        if worker.is_alive():
+            hung = next((f"exporter {e.name!r}" for e in exporters if e.busy), None)
+            return None, hung or f"rendering the {self.format} format"
+        if raised:
+            raise raised[0]
+        return done[0], None
+
+    def _abandon(
+        self,
+        job: _Job,
+        hung: str,
+        error: str,
+        now: float,
+        lateness: float,
+        extended: float | None,
+        will_retry: bool,
+    ) -> TickResult:
+        """An attempt outlived the export timeout: count it failed, give the lease up."""
+        name = hung.split("'")[1] if hung.startswith("exporter '") else hung
+        self._metrics.timeouts.labels(name).inc()
+        self._metrics.exports.labels("timed_out").inc()
+        log.warning("export of period %d, attempt %d: %s", job.period, job.attempts, error)
+        if not will_retry:
+            # Given up here, but not recorded as settled: another instance may still
+            # export the period (it takes the lease this one gives up now).
+            self._job = None
+            self._handled = job.period
+            self._give_lease_up()
+            return TickResult(
+                action=TickAction.GAVE_UP,
+                period=job.period,
+                attempt=job.attempts,
+                late_by=lateness,
+                extended_by=extended,
+                error=error,
+                next_at=self._next_period_at(now),
+            )
+        delay = backoff_delay(job.attempts, self.timing)
+        extra = retry_extension(delay, self.timing)
+        if self._extend(self._keyspace(job), extra, "failed"):
+            extended = extra if extended is None else max(extended, extra)
+            self._reference = max(self._reference, now + extra)
+        job.next_at = now + delay
+        if self._lease is not None:
+            # Not renewed for an attempt that hangs: another instance may take the
+            # period meanwhile; this one takes the lease again before its retry.
+            job.released = True
+            self._give_lease_up()
+        return TickResult(
+            action=TickAction.TIMED_OUT,
+            period=job.period,
+            attempt=job.attempts,
+            late_by=lateness,
+            extended_by=extended,
+            retry_in=delay,
+            error=error,
+            next_at=job.next_at,
+        )
+
+    def _give_lease_up(self) -> None:
+        if self._lease is None:
+            return
+        try:
+            self._lease.release()
+        except StoreError as exc:
+            log.warning("could not give the export lease up (it expires): %s", exc)
 
     def _export(
         self, snapshot: Snapshot, exporters: list[_Tracked], attempt: int, will_retry: bool
