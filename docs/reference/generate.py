@@ -185,8 +185,8 @@ def hooks_page() -> str:
         "module (or an object) whose functions are named after the hooks and decorated with "
         "`@metricache.hookimpl`; a package makes it known with an entry point in the group "
         "`metricache` (see [writing plugins](../plugins/index.md)). An implementation may "
-        "take any subset of a hook's arguments, by name. A function named `metricache_*` "
-        "that matches no hook stops the plugin manager with an error naming it.\n",
+        "take any subset of a hook's arguments, by name. A plugin with a function named "
+        "`metricache_*` that matches no hook is left out, with a warning naming it.\n",
         "Each example below is complete and runs as it is: it registers its plugin object "
         "in-process with `get_plugin_manager().register(...)`, which is what an entry point "
         "does for an installed package. `METRICACHE_TRACE_HOOKS=1` logs every hook call "
@@ -247,7 +247,8 @@ DESCRIPTIONS: dict[str, str] = {
     "exporters of one set of metrics must agree on it.",
     "export.schedule": "With `true`, `metricache.start()` also runs the export coordinator "
     "in the process.",
-    "export.format": "The format of `metricache export` and of the coordinator.",
+    "export.format": "The format of `metricache export` and of the coordinator. Empty: "
+    "`prometheus` when installed, else the first installed format by name.",
     "export.exporter": "The exporter they deliver to.",
     "export.options": "The exporter's options; each exporter's are listed under "
     "[exporter options](#exporter-options).",

@@ -114,11 +114,13 @@ class ExportConfig:
     ``backoff_base`` seconds, doubling, at most ``backoff_cap``; a dead lease holder
     replaced after ``lease_ttl`` seconds (default: ``timeout``). With ``schedule =
     true``, :func:`metricache.start` runs the coordinator in process next to the
-    syncer (``metricache export --schedule`` runs it in the foreground).
+    syncer (``metricache export --schedule`` runs it in the foreground). An empty
+    ``format`` is the default format: ``prometheus`` when installed, else the first
+    installed format by name.
     """
 
     schedule: bool = False
-    format: str = "prometheus"
+    format: str = ""
     exporter: str = "stdout"
     options: dict[str, OptionValue] = attrs.field(factory=dict)
     interval: Seconds | None = None
