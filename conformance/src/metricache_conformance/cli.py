@@ -120,7 +120,10 @@ def _targets(args: argparse.Namespace, stack: contextlib.ExitStack) -> list[Stor
 def _run_one(
     target: StoreTarget, scale: Scale, checks: list[Check], progress: TextIO, *, all_stores: bool
 ) -> Report:
-    runner = Conformance(target, scale=scale, checks=checks)
+    def running(check: str, line: str) -> None:
+        print(f"  {check:<32} {line}", file=progress, flush=True)
+
+    runner = Conformance(target, scale=scale, checks=checks, on_progress=running)
     try:
         runner.open()
     except MetricacheError as exc:
@@ -146,11 +149,19 @@ def run_command(args: argparse.Namespace) -> int:
     if args.list_checks:
         for check in checks:
             capability = check.capability.value if check.capability else "every store"
-            print(f"{check.name:<32} {capability:<14} {check.summary}")
+            summary = check.summary
+            if check.needs_backdoor:
+                summary += " (needs backdoor helpers: from a StoreConformance class only)"
+            print(f"{check.name:<32} {capability:<14} {summary}")
         return 0
     if args.write and args.format != "markdown":
         raise CommandError("--write needs --format markdown")
-    scale = Scale(processes=args.processes, threads=args.threads, increments=args.increments)
+    try:
+        scale = Scale(processes=args.processes, threads=args.threads, increments=args.increments)
+    except ValueError as exc:
+        raise CommandError(
+            f"--processes {args.processes} --threads {args.threads}: {exc}"
+        ) from None
     progress = sys.stdout if args.format == "text" else sys.stderr
     with contextlib.ExitStack() as stack:
         targets = _targets(args, stack)

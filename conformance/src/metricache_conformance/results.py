@@ -18,6 +18,7 @@ from metricache.sync.strategy import Strategy, strategy_for
 
 __all__ = [
     "CAPABILITY_COLUMNS",
+    "STRATEGY_CHECK",
     "CapabilityStatus",
     "MatrixRow",
     "Outcome",
@@ -36,6 +37,9 @@ CAPABILITY_COLUMNS: tuple[Capability, ...] = (
     Capability.EXACTLY_ONCE,
 )
 """The capabilities of the matrix, in the order of its columns."""
+
+STRATEGY_CHECK = "contract.strategy"
+"""The check whose verdict the strategy column shows (not the basics column)."""
 
 
 class Outcome(str, enum.Enum):
@@ -115,17 +119,21 @@ def kept_capabilities(
 class MatrixRow:
     """A store's row of the compatibility matrix.
 
-    ``basics`` says whether every check every store must pass did pass. ``strategy``
-    is what the verified capabilities give (:func:`metricache.sync.strategy.strategy_for`;
-    a declared capability whose checks did not run counts as kept); ``selected`` is
-    what the core selects for the store, which must be the same.
+    ``basics`` says whether every check every store must pass did pass (None: none of
+    them ran); the check that the core selects the row's strategy is not one of them,
+    its verdict is ``strategy_ok``. ``strategy`` is what the verified capabilities
+    give (:func:`metricache.sync.strategy.strategy_for`), or None when the checks of
+    some capability did not run (``--check`` chose others): a strategy is reported
+    only for capabilities that were checked. ``selected`` is what the core selects
+    for the store, which must be the same.
     """
 
     store: str
-    basics: bool
+    basics: bool | None
     cells: tuple[tuple[Capability, CapabilityStatus], ...]
-    strategy: Strategy
+    strategy: Strategy | None
     selected: Strategy | None
+    strategy_ok: bool | None = None
 
     def status(self, capability: Capability) -> CapabilityStatus:
         """Return the cell of ``capability``."""
@@ -164,15 +172,28 @@ class Report:
         cells = tuple(
             (c, capability_status(c, c in self.declared, self.results)) for c in CAPABILITY_COLUMNS
         )
-        basics = self.problem is None and all(
-            r.outcome is not Outcome.FAILED for r in self.results if r.capability is None
-        )
+        basics_ran = [
+            r
+            for r in self.results
+            if r.capability is None
+            and r.check != STRATEGY_CHECK
+            and r.outcome is not Outcome.SKIPPED
+        ]
+        basics = None
+        if self.problem is None and basics_ran:
+            basics = all(r.outcome is not Outcome.FAILED for r in basics_ran)
+        checked = all(status is not CapabilityStatus.NOT_RUN for _, status in cells)
+        strategy = None
+        if self.problem is None and checked:
+            strategy = strategy_for(kept_capabilities(self.declared, self.results))
+        verdicts = [r.outcome for r in self.results if r.check == STRATEGY_CHECK]
         return MatrixRow(
             store=self.store,
             basics=basics,
             cells=cells,
-            strategy=strategy_for(kept_capabilities(self.declared, self.results)),
+            strategy=strategy,
             selected=self.selected,
+            strategy_ok=(verdicts[-1] is Outcome.PASSED) if verdicts else None,
         )
 
 

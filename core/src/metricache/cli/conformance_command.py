@@ -37,8 +37,11 @@ def register(
         "delete, TTLs, batch forms, maps), hostile keys and values, then each capability "
         "the store declares (distributed, atomic, cas, locking, exactly_once), and the "
         "end-to-end contract (two syncing processes give the view the strategy promises). "
-        "Prints one line per check and ends with the store's row of the compatibility "
-        "matrix. A capability the store does not declare is a named skip, or an "
+        "Prints one line per check (a check that needs backdoor helpers, which only a "
+        "StoreConformance class gives, is a named skip; a long check says first what it "
+        "does) and ends with the store's row of the compatibility matrix; a run of some "
+        "checks (--check) reports no strategy and no basics it did not check. A "
+        "capability the store does not declare is a named skip, or an "
         "'unexpected success' when its checks pass anyway. Exits 1 when a declared "
         "promise is broken. Needs the metricache-conformance package.",
         epilog="examples: metricache conformance memory | metricache conformance redis "
@@ -93,7 +96,11 @@ def register(
     )
     parser.add_argument("--list-checks", action="store_true", help="list the checks and exit")
     parser.add_argument(
-        "--processes", type=_positive, default=4, help="processes of the atomic check (4)"
+        "--processes",
+        type=_positive,
+        default=4,
+        help="processes of the atomic check (4); processes x threads must be at least 2, "
+        "or no two increments could race",
     )
     parser.add_argument(
         "--threads", type=_positive, default=4, help="threads per process in checks (4)"
