@@ -253,3 +253,88 @@ def test_without_the_suite_installed_the_command_says_what_to_install(tmp_path: 
     )
     assert result.returncode == 2
     assert "install metricache-conformance" in result.stderr
+
+
+def kit_env() -> dict[str, str]:
+    root = Path(__file__).resolve().parents[2]
+    return {**os.environ, "PYTHONIOENCODING": "utf-8", "PYTHONPATH": str(root)}
+
+
+def kit_run(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "metricache.cli.main", "conformance", *args],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=cwd,
+        env=kit_env(),
+    )
+
+
+def test_the_kits_run_over_every_installed_format_and_exporter(tmp_path: Path) -> None:
+    result = kit_run("--formats", "--exporters", cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    summaries = [
+        line for line in result.stdout.splitlines() if re.match(r"(format|exporter) ", line)
+    ]
+    assert summaries[:5] == [
+        "format csv: 4 passed, 0 failed, 1 skipped",
+        "format json: 4 passed, 0 failed, 1 skipped",
+        "format ndjson: 4 passed, 0 failed, 1 skipped",
+        "format openmetrics: 4 passed, 0 failed, 1 skipped",
+        "format prometheus: 4 passed, 0 failed, 1 skipped",
+    ]
+    assert "exporter http: 5 passed, 0 failed, 0 skipped" in summaries
+    assert (
+        "exporter pushgateway: skipped: the kit knows no destination of this exporter: run it "
+        "from its ExporterConformance class (--exporters package.module:Class)"
+    ) in summaries
+    assert "store " not in result.stdout  # no store runs unless one is named
+
+
+def test_the_kits_take_a_conformance_class_and_name_a_broken_promise(tmp_path: Path) -> None:
+    classes = kit_run(
+        "--formats",
+        "tests.conformance.test_author_kits:TestJsonFormat",
+        "--exporters",
+        "tests.conformance.test_author_kits:TestPushgatewayExampleExporter",
+        cwd=tmp_path,
+    )
+    assert classes.returncode == 0, classes.stdout + classes.stderr
+    assert "format json: 5 passed, 0 failed, 0 skipped" in classes.stdout
+    assert "exporter pushgateway: 4 passed, 0 failed, 1 skipped" in classes.stdout
+
+    broken = kit_run(
+        "--formats", "tests.conformance.broken_plugins:FragileFormat", "--format", "json",
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert broken.returncode == 1
+    import json
+
+    (report,) = json.loads(broken.stdout)["formats"]
+    assert report["name"] == "fragile"
+    assert report["ok"] is False
+    failed = {r["check"]: r["message"] for r in report["results"] if r["outcome"] == "failed"}
+    assert failed["format.renders"] == (
+        "rendering the 'special_values' snapshot raised ValueError: cannot write nan"
+    )
+    assert "format.renders" in broken.stderr  # progress lines go to stderr
+
+
+def test_list_checks_with_the_kits_lists_their_checks(tmp_path: Path) -> None:
+    result = kit_run("--list-checks", "--formats", "--exporters", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    names = [line.split()[0] for line in result.stdout.splitlines()]
+    assert names == [
+        "format.declaration",
+        "format.renders",
+        "format.bytes",
+        "format.deterministic",
+        "format.parse_back",
+        "exporter.declaration",
+        "exporter.delivers",
+        "exporter.unreachable",
+        "exporter.no_secrets",
+        "exporter.timeout",
+    ]

@@ -28,6 +28,7 @@ __all__ = [
     "markdown_matrix",
     "progress_line",
     "replace_region",
+    "result_json",
     "summary_line",
     "text_matrix",
 ]
@@ -142,7 +143,8 @@ def _markdown_text(text: str) -> str:
     return text.replace("*", "\\*").replace("|", "\\|")
 
 
-def _result_json(result: Result) -> dict[str, Any]:
+def result_json(result: Result) -> dict[str, Any]:
+    """One check's result as JSON data."""
     return {
         "check": result.check,
         "capability": result.capability.value if result.capability else None,
@@ -153,8 +155,8 @@ def _result_json(result: Result) -> dict[str, Any]:
     }
 
 
-def json_document(reports: Sequence[Report]) -> str:
-    """Return every report as a JSON document (results and matrix rows)."""
+def json_document(reports: Sequence[Report], **more: Any) -> str:
+    """Return every report as a JSON document (results and matrix rows), and ``more``."""
     stores = []
     for report in reports:
         row = report.row()
@@ -174,10 +176,10 @@ def json_document(reports: Sequence[Report]) -> str:
                     "strategy_ok": row.strategy_ok,
                     "selected": row.selected.value if row.selected else None,
                 },
-                "results": [_result_json(r) for r in report.results],
+                "results": [result_json(r) for r in report.results],
             }
         )
-    return json.dumps({"stores": stores}, indent=2, ensure_ascii=False)
+    return json.dumps({"stores": stores, **more}, indent=2, ensure_ascii=False)
 
 
 def replace_region(document: str, generated: str) -> str:
