@@ -537,7 +537,10 @@ def configuration_page() -> str:
         "or `METRICACHE_CONFIG`. Environment variables `METRICACHE_*` override the file; "
         "command-line options override both. An invalid file fails with every problem "
         "listed by its path (`sync.interval: expected a number of seconds > 0, got 0`); "
-        "an unknown key, or an unknown `METRICACHE_*` variable, is an error too.\n",
+        "an unknown key, or an unknown `METRICACHE_*` variable, is an error too. A "
+        "problem a variable causes names the variable, not the file "
+        "(`METRICACHE_SYNC_INTERVAL (sets sync.interval): expected a number, got 'fast'`, "
+        "`METRICACHE_SYNC_INTERVL: not a metricache setting`).\n",
         "Text from an environment variable is converted to the key's type (`true`, `false`, "
         "`1`, `0`, `yes`, `no`, `on`, `off` for booleans). Durations are seconds.\n",
         "```toml\n"
