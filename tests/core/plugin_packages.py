@@ -8,6 +8,7 @@ broken ones, which only the tests that put that directory on the path see.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -17,11 +18,13 @@ from collections.abc import Sequence
 from pathlib import Path
 
 __all__ = [
+    "RECORD",
     "ROOT",
     "cli_env",
     "install_into",
     "make_package",
     "metricache_command",
+    "record",
     "run_cli",
     "uv",
 ]
@@ -97,8 +100,12 @@ def metricache_command() -> list[str]:
 
 def run_cli(*args: str, cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
     """Run ``metricache ARGS`` in ``cwd`` with ``env`` added to a clean environment."""
+    return _run([*metricache_command(), *args], cwd, env)
+
+
+def _run(command: list[str], cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [*metricache_command(), *args],
+        command,
         cwd=cwd,
         env=cli_env(**env),
         capture_output=True,
@@ -106,3 +113,35 @@ def run_cli(*args: str, cwd: Path, **env: str) -> subprocess.CompletedProcess[st
         timeout=120,
         check=False,
     )
+
+
+RECORD = """\
+import json
+import sys
+
+import metricache
+
+jobs = metricache.Counter("jobs", "Jobs done", ["queue"])
+jobs.labels("mail").inc(3)
+syncer = metricache.start()
+report = syncer.flush()
+with metricache.open_reader() as reader:
+    view = reader.view()
+rendered = {name: metricache.render(view, name or None).decode() for name in sys.argv[1:]}
+print(json.dumps({"synced": report.ok, "rendered": rendered}))
+"""
+"""What an application does: record, start(), sync, read the view, render it.
+
+Its arguments name the formats to render (an empty one: the default format).
+"""
+
+
+def record(
+    cwd: Path, formats: list[str], **env: str
+) -> tuple[subprocess.CompletedProcess[str], dict[str, object]]:
+    """Run :data:`RECORD` in a fresh interpreter in ``cwd``; return it and its answer."""
+    (cwd / "record.py").write_text(RECORD, encoding="utf-8")
+    done = _run([sys.executable, "record.py", *formats], cwd, env)
+    assert done.returncode == 0, done.stderr
+    answer: dict[str, object] = json.loads(done.stdout)
+    return done, answer

@@ -19,25 +19,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.core.plugin_packages import cli_env, run_cli
+from tests.core.plugin_packages import cli_env, record, run_cli
 from tests.export.cli import ROOT
 from tests.http.serving import fetch, serve
 from tests.support.servers import RedisServer
 
 ONLY_REDIS_AND_JSON = "redis,json,exporters"
-
-RECORD = """\
-import json
-import metricache
-
-jobs = metricache.Counter("jobs", "Jobs done", ["queue"])
-jobs.labels("mail").inc(3)
-syncer = metricache.start()
-report = syncer.flush()
-with metricache.open_reader() as reader:
-    view = reader.view()
-print(json.dumps({"synced": report.ok, "rendered": metricache.render(view).decode()}))
-"""
 
 
 def test_the_core_depends_on_the_memory_store_and_the_prometheus_format() -> None:
@@ -61,20 +48,11 @@ def test_start_serve_and_export_work_with_any_store_and_format(
     redis_server: RedisServer, namespace: str, tmp_path: Path
 ) -> None:
     env = environment(redis_server, namespace)
-    (tmp_path / "record.py").write_text(RECORD, encoding="utf-8")
-    recorded = subprocess.run(
-        [sys.executable, "record.py"],
-        cwd=tmp_path,
-        env=cli_env(**env),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert recorded.returncode == 0, recorded.stderr
-    answer = json.loads(recorded.stdout)
+    _, answer = record(tmp_path, [""], **env)
     assert answer["synced"] is True
-    document = json.loads(answer["rendered"])  # the only installed format is the default
+    rendered = answer["rendered"]
+    assert isinstance(rendered, dict)
+    document = json.loads(rendered[""])  # the only installed format is the default
     assert document["schema"] == "metricache/v1"
     jobs = next(f for f in document["families"] if f["name"] == "jobs")
     assert jobs["samples"] == [{"labels": {"queue": "mail"}, "value": 3.0}]

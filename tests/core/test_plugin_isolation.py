@@ -12,13 +12,10 @@ syncs, the built-in formats render, ``metricache serve`` answers a plain scrape,
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import re
 import secrets
-import subprocess
-import sys
 import textwrap
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -30,7 +27,7 @@ from metricache import FormatNotFound
 from metricache.formats import get_format
 from metricache.plugins import broken_plugins, format_objects, plugin_infos, reset_plugin_manager
 
-from tests.core.plugin_packages import ROOT, cli_env, install_into, make_package, run_cli
+from tests.core.plugin_packages import ROOT, install_into, make_package, record, run_cli
 from tests.http.serving import fetch, serve
 
 pytestmark = pytest.mark.usefixtures("clean_plugins")
@@ -273,24 +270,6 @@ def test_a_misspelled_plugin_offers_nothing(
     assert info.offers == {}
 
 
-RECORD_AND_RENDER = """\
-import json
-import metricache
-
-jobs = metricache.Counter("jobs", "Jobs done", ["queue"])
-jobs.labels("mail").inc(3)
-syncer = metricache.start()
-report = syncer.flush()
-with metricache.open_reader() as reader:
-    view = reader.view()
-print(json.dumps({
-    "synced": report.ok,
-    "rendered": {name: metricache.render(view, name).decode() for name in
-                 ("prometheus", "openmetrics", "json", "csv")},
-}))
-"""
-
-
 def test_start_render_serve_and_export_keep_working(case: Case, tmp_path: Path) -> None:
     (tmp_path / "metricache.toml").write_text(
         textwrap.dedent(
@@ -302,13 +281,14 @@ def test_start_render_serve_and_export_keep_working(case: Case, tmp_path: Path) 
         ),
         encoding="utf-8",
     )
-    (tmp_path / "record.py").write_text(RECORD_AND_RENDER, encoding="utf-8")
     pythonpath = os.environ["PYTHONPATH"]
 
-    recorded = run_cli_python(tmp_path, pythonpath)
-    answer = json.loads(recorded.stdout)
+    recorded, answer = record(
+        tmp_path, ["prometheus", "openmetrics", "json", "csv"], PYTHONPATH=pythonpath
+    )
     assert answer["synced"] is True
     rendered = answer["rendered"]
+    assert isinstance(rendered, dict)
     assert 'jobs_total{queue="mail"} 3.0' in rendered["prometheus"]
     assert 'jobs_total{queue="mail"} 3.0' in rendered["openmetrics"]
     assert '"name":"jobs"' in rendered["json"]
@@ -337,20 +317,6 @@ def test_start_render_serve_and_export_keep_working(case: Case, tmp_path: Path) 
     checked = run_cli("plugins", "--check", cwd=tmp_path, PYTHONPATH=pythonpath)
     assert checked.returncode == 1
     assert checked.stdout == listed.stdout
-
-
-def run_cli_python(cwd: Path, pythonpath: str) -> subprocess.CompletedProcess[str]:
-    done = subprocess.run(
-        [sys.executable, "record.py"],
-        cwd=cwd,
-        env=cli_env(PYTHONPATH=pythonpath),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    return done
 
 
 def assert_warned_once(case: Case, stderr: str) -> None:

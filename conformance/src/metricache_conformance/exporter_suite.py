@@ -19,7 +19,7 @@ from __future__ import annotations
 import importlib
 import re
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 
 from metricache.config import parse_options
 from metricache.errors import ConfigError
@@ -28,13 +28,7 @@ from metricache.snapshot import ViewKind
 
 from metricache_conformance.checking import CheckFailed, expect, short
 from metricache_conformance.destinations import Destination
-from metricache_conformance.kit import (
-    KitCheck,
-    KitReport,
-    NotApplicable,
-    check_named,
-    run_kit_check,
-)
+from metricache_conformance.kit import KitCheck, KitSuite, NotApplicable
 from metricache_conformance.results import Result
 
 __all__ = ["EXPORTER_CHECKS", "PAYLOADS", "TIMEOUT", "ExporterSuite", "load_exporter_class"]
@@ -73,8 +67,10 @@ def load_exporter_class(name: str) -> type[Exporter]:
     return cls
 
 
-class ExporterSuite:
+class ExporterSuite(KitSuite):
     """The exporter kit, run against one exporter class delivering to ``destination``."""
+
+    kind = "exporter"
 
     def __init__(self, exporter: type[Exporter] | str, destination: Destination) -> None:
         self.exporter_class = (
@@ -112,24 +108,6 @@ class ExporterSuite:
         """Deliver ``payload`` inside the destination's ``around()``."""
         with self.destination.around():
             return exporter.deliver(payload, self.request())
-
-    def run(self, name: str) -> Result:
-        """Run the check called ``name`` and return its result."""
-        result = run_kit_check(check_named(EXPORTER_CHECKS, name), self)
-        self.results.append(result)
-        return result
-
-    def run_all(self, on_result: Callable[[Result], None] | None = None) -> KitReport:
-        """Run every check in order; call ``on_result`` after each."""
-        for check in EXPORTER_CHECKS:
-            result = self.run(check.name)
-            if on_result is not None:
-                on_result(result)
-        return self.report()
-
-    def report(self) -> KitReport:
-        """What the checks run so far found."""
-        return KitReport("exporter", self.name, tuple(self.results))
 
 
 def _built(suite: ExporterSuite, options: Mapping[str, object], what: str) -> Exporter:
@@ -244,3 +222,5 @@ EXPORTER_CHECKS: list[KitCheck[ExporterSuite]] = [
     KitCheck("exporter.timeout", honours_timeout),
 ]
 """The checks of the exporter kit, in the order they run."""
+
+ExporterSuite.checks = EXPORTER_CHECKS

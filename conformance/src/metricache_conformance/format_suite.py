@@ -25,13 +25,7 @@ from metricache.formats import Format, get_format
 from metricache.snapshot import Snapshot
 
 from metricache_conformance.checking import CheckFailed, expect, short
-from metricache_conformance.kit import (
-    KitCheck,
-    KitReport,
-    NotApplicable,
-    check_named,
-    run_kit_check,
-)
+from metricache_conformance.kit import KitCheck, KitSuite, NotApplicable
 from metricache_conformance.results import Result
 from metricache_conformance.snapshot_catalogue import FlatSample, flat_samples, hostile_snapshots
 
@@ -59,12 +53,14 @@ def load_format(name: str) -> Format:
     raise FormatNotFound(f"{name!r} is not a metricache.formats.Format")
 
 
-class FormatSuite:
+class FormatSuite(KitSuite):
     """The format kit, run against one format (a :class:`Format`, a name or an import path).
 
     ``parse_back`` reads the format's bytes back as :class:`FlatSample` objects; without
     it, ``format.parse_back`` is a named skip.
     """
+
+    kind = "format"
 
     def __init__(self, format: Format | str, *, parse_back: ParseBack | None = None) -> None:
         self.format = format if isinstance(format, Format) else load_format(format)
@@ -75,24 +71,6 @@ class FormatSuite:
     def name(self) -> str:
         """The format's name."""
         return self.format.name or type(self.format).__name__
-
-    def run(self, name: str) -> Result:
-        """Run the check called ``name`` and return its result."""
-        result = run_kit_check(check_named(FORMAT_CHECKS, name), self)
-        self.results.append(result)
-        return result
-
-    def run_all(self, on_result: Callable[[Result], None] | None = None) -> KitReport:
-        """Run every check in order; call ``on_result`` after each."""
-        for check in FORMAT_CHECKS:
-            result = self.run(check.name)
-            if on_result is not None:
-                on_result(result)
-        return self.report()
-
-    def report(self) -> KitReport:
-        """What the checks run so far found."""
-        return KitReport("format", self.name, tuple(self.results))
 
     def rendered(self) -> dict[str, bytes]:
         """Render every snapshot of the catalogue; raise CheckFailed naming one that raises."""
@@ -253,3 +231,5 @@ FORMAT_CHECKS: list[KitCheck[FormatSuite]] = [
     KitCheck("format.parse_back", parses_back),
 ]
 """The checks of the format kit, in the order they run."""
+
+FormatSuite.checks = FORMAT_CHECKS

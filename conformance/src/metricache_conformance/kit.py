@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from typing import Generic, TypeVar
+from typing import Any, ClassVar, Generic, TypeVar
 
 import attrs
 
 from metricache_conformance.checking import CheckFailed
-from metricache_conformance.results import Outcome, Result, count
+from metricache_conformance.results import Findings, Outcome, Result
 
-__all__ = ["KitCheck", "KitReport", "NotApplicable", "check_named", "run_kit_check"]
+__all__ = ["KitCheck", "KitReport", "KitSuite", "NotApplicable", "check_named", "run_kit_check"]
 
 C = TypeVar("C")
 
@@ -65,7 +65,7 @@ def run_kit_check(check: KitCheck[C], context: C) -> Result:
 
 
 @attrs.frozen
-class KitReport:
+class KitReport(Findings):
     """What one kit found for one plugin: ``kind`` is ``format`` or ``exporter``.
 
     ``problem`` says why the kit could not run (a failure); ``skipped`` why it was
@@ -78,16 +78,6 @@ class KitReport:
     problem: str | None = None
     skipped: str | None = None
 
-    @property
-    def failures(self) -> list[Result]:
-        """The checks that failed."""
-        return [r for r in self.results if r.outcome is Outcome.FAILED]
-
-    @property
-    def ok(self) -> bool:
-        """Whether the plugin keeps every promise (and the kit could run)."""
-        return self.problem is None and not self.failures
-
     def summary(self) -> str:
         """One line counting the results: ``format json: 5 passed, 0 failed, 0 skipped``."""
         label = f"{self.kind} {self.name}"
@@ -95,6 +85,39 @@ class KitReport:
             return f"{label}: not run: {self.problem}"
         if self.skipped is not None:
             return f"{label}: skipped: {self.skipped}"
-        found = self.results
-        passed, failed = count(found, Outcome.PASSED), count(found, Outcome.FAILED)
-        return f"{label}: {passed} passed, {failed} failed, {count(found, Outcome.SKIPPED)} skipped"
+        return f"{label}: {self.counts()}"
+
+
+class KitSuite:
+    """What a kit's runner shares: run one check by name, run them all, report.
+
+    A subclass sets ``kind`` and ``checks`` (checks of the subclass's own type) and
+    has a ``name``.
+    """
+
+    kind: ClassVar[str] = ""
+    checks: ClassVar[Sequence[KitCheck[Any]]] = ()
+    results: list[Result]
+
+    @property
+    def name(self) -> str:
+        """The name of the plugin under test."""
+        raise NotImplementedError
+
+    def run(self, name: str) -> Result:
+        """Run the check called ``name`` and return its result."""
+        result = run_kit_check(check_named(self.checks, name), self)
+        self.results.append(result)
+        return result
+
+    def run_all(self, on_result: Callable[[Result], None] | None = None) -> KitReport:
+        """Run every check in order; call ``on_result`` after each."""
+        for check in self.checks:
+            result = self.run(check.name)
+            if on_result is not None:
+                on_result(result)
+        return self.report()
+
+    def report(self) -> KitReport:
+        """What the checks run so far found."""
+        return KitReport(self.kind, self.name, tuple(self.results))

@@ -18,7 +18,6 @@ from metricache_conformance.results import (
     Outcome,
     Report,
     Result,
-    count,
 )
 
 __all__ = [
@@ -89,13 +88,7 @@ def summary_line(report: Report) -> str:
     """Return one line counting the results of ``report``."""
     if report.problem is not None:
         return f"{report.store}: not run: {report.problem}"
-    results = report.results
-    parts = [f"{count(results, Outcome.PASSED)} passed", f"{count(results, Outcome.FAILED)} failed"]
-    parts.append(f"{count(results, Outcome.SKIPPED)} skipped")
-    unexpected = count(results, Outcome.UNEXPECTED_SUCCESS)
-    if unexpected:
-        parts.append(f"{unexpected} unexpected success" + ("es" if unexpected > 1 else ""))
-    return f"{report.store}: " + ", ".join(parts)
+    return f"{report.store}: {report.counts()}"
 
 
 def text_matrix(reports: Sequence[Report], *, ascii_only: bool = False) -> str:

@@ -20,6 +20,7 @@ __all__ = [
     "CAPABILITY_COLUMNS",
     "STRATEGY_CHECK",
     "CapabilityStatus",
+    "Findings",
     "MatrixRow",
     "Outcome",
     "Report",
@@ -140,8 +141,38 @@ class MatrixRow:
         return dict(self.cells)[capability]
 
 
+class Findings:
+    """What a report of checks knows: its ``results`` and a ``problem`` that stopped it."""
+
+    results: tuple[Result, ...]
+    problem: str | None
+
+    @property
+    def failures(self) -> list[Result]:
+        """The checks that failed."""
+        return [r for r in self.results if r.outcome is Outcome.FAILED]
+
+    @property
+    def ok(self) -> bool:
+        """Whether every promise is kept (and the checks could run)."""
+        return self.problem is None and not self.failures
+
+    def counts(self) -> str:
+        """``5 passed, 0 failed, 1 skipped`` (and unexpected successes, when any)."""
+        found = self.results
+        parts = [
+            f"{count(found, Outcome.PASSED)} passed",
+            f"{count(found, Outcome.FAILED)} failed",
+            f"{count(found, Outcome.SKIPPED)} skipped",
+        ]
+        unexpected = count(found, Outcome.UNEXPECTED_SUCCESS)
+        if unexpected:
+            parts.append(f"{unexpected} unexpected success" + ("es" if unexpected > 1 else ""))
+        return ", ".join(parts)
+
+
 @attrs.frozen
-class Report:
+class Report(Findings):
     """Everything one run of the suite against one store found.
 
     ``problem`` is set when the suite could not run at all (the store did not open
@@ -156,16 +187,6 @@ class Report:
     results: tuple[Result, ...]
     selected: Strategy | None
     problem: str | None = None
-
-    @property
-    def failures(self) -> list[Result]:
-        """The checks that failed."""
-        return [r for r in self.results if r.outcome is Outcome.FAILED]
-
-    @property
-    def ok(self) -> bool:
-        """Whether the store keeps every promise it makes (and the suite could run)."""
-        return self.problem is None and not self.failures
 
     def row(self) -> MatrixRow:
         """Return the store's row of the matrix."""
