@@ -1,4 +1,4 @@
-"""Generate the reference pages from the code: hooks, configuration, command line.
+"""Generate the reference pages from the code: hooks, configuration, command line, stores.
 
     uv run python docs/reference/generate.py           # rewrite the pages
     uv run python docs/reference/generate.py --check   # exit 1 when a page is stale
@@ -8,7 +8,12 @@
 * ``configuration.md``: every key of the attrs classes of ``metricache.config``
   (type, default, environment variable, meaning), then the options of every
   installed store and exporter plugin;
-* ``cli.md``: the ``--help`` of ``metricache`` and of each of its commands.
+* ``cli.md``: the ``--help`` of ``metricache`` and of each of its commands;
+* ``store-api.md``: the ``Store`` interface of ``metricache/store.py`` (every
+  method's signature and docstring, by section; the capabilities; the helpers; the
+  errors a store raises) and the sync batch a store applies (``metricache.sync.batch``);
+* ``conformance.md``: every check of the store suite and of the format and exporter
+  kits, with what it proves, and the catalogue of hostile snapshots.
 
 ``tests/docs/test_reference.py`` fails when a committed page differs from a fresh
 generation, when a hook has no section, or when a configuration key has no entry.
@@ -30,12 +35,20 @@ from typing import Any, Union, cast
 
 import attrs
 from metricache import config as config_module
+from metricache import errors as errors_module
 from metricache import hookspecs
+from metricache import store as store_module
 from metricache.cli.main import build_parser
 from metricache.config import Config
 from metricache.exporters import available_exporters
 from metricache.plugins import KIND_BY_HOOK, plugin_infos, plugin_of
 from metricache.store_plugins import available_stores
+from metricache.sync import apply as apply_module
+from metricache.sync import batch as batch_module
+from metricache_conformance import all_checks
+from metricache_conformance import snapshot_catalogue as catalogue_module
+from metricache_conformance.exporter_suite import EXPORTER_CHECKS
+from metricache_conformance.format_suite import FORMAT_CHECKS
 
 __all__ = [
     "NOT_KEYS",
@@ -43,11 +56,14 @@ __all__ = [
     "cli_page",
     "config_keys",
     "configuration_page",
+    "conformance_page",
     "env_var",
     "hook_names",
     "hooks_page",
     "main",
     "render_pages",
+    "store_api_page",
+    "store_methods",
 ]
 
 HERE = Path(__file__).resolve().parent
@@ -185,8 +201,8 @@ def hooks_page() -> str:
         "module (or an object) whose functions are named after the hooks and decorated with "
         "`@metricache.hookimpl`; a package makes it known with an entry point in the group "
         "`metricache` (see [writing plugins](../plugins/index.md)). An implementation may "
-        "take any subset of a hook's arguments, by name. A function named `metricache_*` "
-        "that matches no hook stops the plugin manager with an error naming it.\n",
+        "take any subset of a hook's arguments, by name. A plugin with a function named "
+        "`metricache_*` that matches no hook is left out, with a warning naming it.\n",
         "Each example below is complete and runs as it is: it registers its plugin object "
         "in-process with `get_plugin_manager().register(...)`, which is what an entry point "
         "does for an installed package. `METRICACHE_TRACE_HOOKS=1` logs every hook call "
@@ -247,7 +263,8 @@ DESCRIPTIONS: dict[str, str] = {
     "exporters of one set of metrics must agree on it.",
     "export.schedule": "With `true`, `metricache.start()` also runs the export coordinator "
     "in the process.",
-    "export.format": "The format of `metricache export` and of the coordinator.",
+    "export.format": "The format of `metricache export` and of the coordinator. Empty: "
+    "`prometheus` when installed, else the first installed format by name.",
     "export.exporter": "The exporter they deliver to.",
     "export.options": "The exporter's options; each exporter's are listed under "
     "[exporter options](#exporter-options).",
@@ -520,7 +537,10 @@ def configuration_page() -> str:
         "or `METRICACHE_CONFIG`. Environment variables `METRICACHE_*` override the file; "
         "command-line options override both. An invalid file fails with every problem "
         "listed by its path (`sync.interval: expected a number of seconds > 0, got 0`); "
-        "an unknown key, or an unknown `METRICACHE_*` variable, is an error too.\n",
+        "an unknown key, or an unknown `METRICACHE_*` variable, is an error too. A "
+        "problem a variable causes names the variable, not the file "
+        "(`METRICACHE_SYNC_INTERVAL (sets sync.interval): expected a number, got 'fast'`, "
+        "`METRICACHE_SYNC_INTERVL: not a metricache setting`).\n",
         "Text from an environment variable is converted to the key's type (`true`, `false`, "
         "`1`, `0`, `yes`, `no`, `on`, `off` for booleans). Durations are seconds.\n",
         "```toml\n"
@@ -642,12 +662,214 @@ def cli_page() -> str:
     return "\n".join(out).rstrip("\n") + "\n"
 
 
+# -- store-api.md ---------------------------------------------------------------------------
+
+_SECTION = re.compile(r"^    # -- (.+?) -+$")
+
+
+def _rst_table_to_text(doc: str) -> str:
+    """Markdown of a docstring whose ``====`` table becomes a text block."""
+    lines = inspect.cleandoc(doc).splitlines()
+    rules = [i for i, line in enumerate(lines) if re.fullmatch(r"=+(\s+=+)+", line)]
+    if len(rules) < 3:
+        return rst_to_markdown(doc)
+    first, last = rules[0], rules[-1]
+    table = "\n".join(lines[first : last + 1])
+    before = rst_to_markdown("\n".join(lines[:first]))
+    after = rst_to_markdown("\n".join(lines[last + 1 :]))
+    return "\n\n".join(p for p in (before, f"```text\n{table}\n```", after) if p)
+
+
+def _format_signature(name: str, function: Callable[..., Any]) -> str:
+    """``name(param: type = default, *, kw: type) -> type`` with the source's annotations."""
+    signature = inspect.signature(function)
+    parts = []
+    star = False
+    for param in signature.parameters.values():
+        if param.kind is param.KEYWORD_ONLY and not star:
+            parts.append("*")
+            star = True
+        if param.kind is param.VAR_POSITIONAL:
+            star = True
+        text = param.name
+        if param.kind is param.VAR_POSITIONAL:
+            text = f"*{text}"
+        elif param.kind is param.VAR_KEYWORD:
+            text = f"**{text}"
+        if param.annotation is not param.empty:
+            text += f": {param.annotation}"
+        if param.default is not param.empty:
+            text += f" = {param.default!r}"
+        parts.append(text)
+        if param.kind is param.POSITIONAL_ONLY and not any(
+            p.kind is p.POSITIONAL_ONLY for p in list(signature.parameters.values())[len(parts) :]
+        ):
+            parts.append("/")
+    returns = signature.return_annotation
+    arrow = f" -> {returns}" if returns is not signature.empty else ""
+    return f"{name}({', '.join(parts)}){arrow}"
+
+
+def store_methods() -> dict[str, list[str]]:
+    """The public methods ``Store`` defines, by the section of the class they sit in."""
+    lines, _ = inspect.getsourcelines(store_module.Store)
+    section = "the class"
+    found: dict[str, list[str]] = {}
+    for line in lines:
+        marker = _SECTION.match(line)
+        if marker:
+            section = marker.group(1)
+        match = re.match(r"^    def (\w+)\(", line)
+        if match and not match.group(1).startswith("_"):
+            found.setdefault(section, []).append(match.group(1))
+    return found
+
+
+def _public_functions(module: types.ModuleType) -> list[str]:
+    return sorted(
+        name
+        for name, value in vars(module).items()
+        if inspect.isfunction(value)
+        and value.__module__ == module.__name__
+        and not name.startswith("_")
+    )
+
+
+def _enum_members(cls: type[enum.Enum]) -> list[str]:
+    """``- `NAME` (`value`): the comment beside it in the source``."""
+    comments = {}
+    for line in inspect.getsource(cls).splitlines():
+        found = re.match(r"^\s+(\w+) = .*?#\s*(.+)$", line)
+        if found:
+            comments[found.group(1)] = found.group(2)
+    out = []
+    for member in cls:
+        note = comments.get(member.name)
+        out.append(f"- `{member.name}` (`{member.value}`)" + (f": {note}" if note else ""))
+    return out
+
+
+def _described(title: str, obj: Any, signature: str | None = None) -> list[str]:
+    out = [f"### {title}\n"]
+    if signature is not None:
+        out.append(f"```text\n{signature}\n```\n")
+    out.append(rst_to_markdown(obj.__doc__ or "(no docstring)") + "\n")
+    return out
+
+
+def store_api_page() -> str:
+    """Return ``docs/reference/store-api.md``."""
+    store = store_module.Store
+    out = [
+        _NOTICE.format(
+            source="core/src/metricache/store.py, errors.py, sync/batch.py and sync/apply.py"
+        ),
+        "# Store API reference\n",
+        "Everything a store plugin implements or may call, as the code declares it: "
+        "`from metricache.store import Store, Capability` (and the helpers below), "
+        "`from metricache.errors import StoreError, StoreUnavailable, OutcomeUnknown, "
+        "CorruptValue`. The [store author's guide](../store-author-guide.md) builds a "
+        "store step by step; [the conformance checks](conformance.md) prove each promise.\n",
+        "## The interface\n",
+        _rst_table_to_text(store_module.__doc__ or "") + "\n",
+        "## Capabilities\n",
+        f"`{store_module.Capability.__name__}`: "
+        + rst_to_markdown(store_module.Capability.__doc__ or "")
+        + "\n",
+        *_enum_members(store_module.Capability),
+        "",
+        "## `Store`\n",
+        rst_to_markdown(store.__doc__ or "") + "\n",
+        "Class attributes:\n",
+        "```text",
+        *(
+            f"{name}: {store.__annotations__[name]} = {getattr(store, name)!r}"
+            for name in ("name", "capabilities", "options_class")
+        ),
+        "```\n",
+        f"```text\n{_format_signature('__init__', store.__init__)}\n```\n",
+    ]
+    for section, names in store_methods().items():
+        out.append(f"## Methods: {section}\n")
+        for name in names:
+            method = getattr(store, name)
+            out += _described(f"`{name}`", method, _format_signature(name, method))
+    out.append("## Helpers of `metricache.store`\n")
+    for name in _public_functions(store_module):
+        function = getattr(store_module, name)
+        out += _described(f"`{name}`", function, _format_signature(name, function))
+    out.append("## Errors a store raises (`metricache.errors`)\n")
+    for name in ("StoreError", "StoreUnavailable", "OutcomeUnknown", "UnsupportedOperation"):
+        out += _described(f"`{name}`", getattr(errors_module, name))
+    out += _described("`CorruptValue`", errors_module.CorruptValue)
+    out.append("## Applying a sync batch (`metricache.sync.batch`)\n")
+    out.append(rst_to_markdown(batch_module.__doc__ or "") + "\n")
+    out.append(
+        "A store receives batches through `Store.apply_sync`. The default below uses the "
+        "primitives; a store that applies a batch atomically and recognises a batch it "
+        "applied before (same incarnation `token`, `seq` not above the last one applied: "
+        "it answers `DUPLICATE` and applies nothing) overrides it and declares "
+        "`exactly_once`; the conformance check `exactly_once.apply_twice` holds it to that.\n"
+    )
+    for name in ("SyncBatch", "SyncOutcome"):
+        out += _described(f"`{name}`", getattr(batch_module, name))
+    out += _described("`OutcomeStatus`", batch_module.OutcomeStatus)
+    out += [*_enum_members(batch_module.OutcomeStatus), ""]
+    out += _described("`PartialApply`", batch_module.PartialApply)
+    out.append("### The default `apply_sync` (`metricache.sync.apply`)\n")
+    out.append(rst_to_markdown(apply_module.__doc__ or "") + "\n")
+    return "\n".join(out).rstrip("\n") + "\n"
+
+
+# -- conformance.md -------------------------------------------------------------------------
+
+
+def conformance_page() -> str:
+    """Return ``docs/reference/conformance.md``."""
+    out = [
+        _NOTICE.format(source="the checks of metricache_conformance"),
+        "# Conformance checks reference\n",
+        "Every check of `metricache-conformance`: the store suite (`StoreConformance`, "
+        "`metricache conformance STORE`), the format kit (`FormatConformance`, "
+        "`metricache conformance --formats`) and the exporter kit "
+        "(`ExporterConformance`, `metricache conformance --exporters`). A check passes, "
+        "fails with a message naming the broken promise, or is a named skip. How to run "
+        "them: [the store author's guide](../store-author-guide.md), "
+        "[writing a format](../plugins/writing-a-format.md), "
+        "[writing an exporter](../plugins/writing-an-exporter.md).\n",
+        "## The store suite\n",
+        "A check of a capability the store does not declare still runs: failing is a "
+        "named skip (`not declared: locking`), passing an *unexpected success*.\n",
+        "| check | proves | what |\n|---|---|---|",
+    ]
+    for check in all_checks():
+        capability = f"`{check.capability.value}`" if check.capability else "every store"
+        if check.needs_backdoor:
+            capability += " (with backdoor helpers)"
+        out.append(f"| `{check.name}` | {capability} | {_inline(check.summary)} |")
+    out.append("\n## The format kit\n")
+    out.append("| check | what |\n|---|---|")
+    out += [f"| `{c.name}` | {_inline(c.summary)} |" for c in FORMAT_CHECKS]
+    out.append("\nThe snapshots every format must render, from `hostile_snapshots()`:\n")
+    out.append(rst_to_markdown(catalogue_module.hostile_snapshots.__doc__ or "") + "\n")
+    out.append(
+        "A parse-back hook returns `FlatSample(name, labels, value)` objects, the samples "
+        "as Prometheus names them; `flat_samples(snapshot)` gives the ones expected.\n"
+    )
+    out.append("## The exporter kit\n")
+    out.append("| check | what |\n|---|---|")
+    out += [f"| `{c.name}` | {_inline(c.summary)} |" for c in EXPORTER_CHECKS]
+    return "\n".join(out).rstrip("\n") + "\n"
+
+
 # -- writing and checking ---------------------------------------------------------------------
 
 PAGES: dict[str, Callable[[], str]] = {
     "hooks.md": hooks_page,
     "configuration.md": configuration_page,
     "cli.md": cli_page,
+    "store-api.md": store_api_page,
+    "conformance.md": conformance_page,
 }
 
 

@@ -18,9 +18,11 @@ from tests.support.reference_store import ReferenceOptions, ReferenceStore
 
 __all__ = [
     "CarelessLockStore",
+    "ImmortalCounterStore",
     "LossyCounterStore",
     "PerClientStore",
     "ReferenceStore",
+    "StickyTtlCounterStore",
     "UndeclaredStore",
 ]
 
@@ -37,6 +39,31 @@ class LossyCounterStore(ReferenceStore):
         value = (int(raw) if raw is not None else 0) + amount
         self.set(key, b"%d" % value, ttl)
         return value
+
+
+class ImmortalCounterStore(ReferenceStore):
+    """Declares ``atomic`` but its counters never expire: incr ignores the TTL it is given."""
+
+    name = "immortal-counter"
+
+    def incr(self, key: bytes, amount: int, ttl: float) -> int:
+        """Add ``amount``, keeping the key for a year whatever ``ttl`` says (the broken promise)."""
+        return super().incr(key, amount, 365 * 86400.0)
+
+
+class StickyTtlCounterStore(ReferenceStore):
+    """Declares ``atomic`` but incr keeps a present key's expiry instead of resetting it."""
+
+    name = "sticky-ttl-counter"
+
+    def incr(self, key: bytes, amount: int, ttl: float) -> int:
+        """Add ``amount``; a key already there keeps its old expiry (the broken promise)."""
+        with self._lock:
+            entry = self._data.get(key)
+            value = super().incr(key, amount, ttl)
+            if entry is not None and entry[1] > time.monotonic():
+                self._data[key] = (self._data[key][0], entry[1])
+            return value
 
 
 class CarelessLockStore(ReferenceStore):
@@ -71,4 +98,12 @@ class UndeclaredStore(ReferenceStore):
 
 def reference_stores() -> Iterable[type[Store]]:
     """Every store class of this module."""
-    return [ReferenceStore, LossyCounterStore, CarelessLockStore, PerClientStore, UndeclaredStore]
+    return [
+        ReferenceStore,
+        LossyCounterStore,
+        ImmortalCounterStore,
+        StickyTtlCounterStore,
+        CarelessLockStore,
+        PerClientStore,
+        UndeclaredStore,
+    ]

@@ -1,10 +1,18 @@
-"""docs/store-author-guide.md: its excerpts match the example store, its Python runs."""
+"""docs/store-author-guide.md: its excerpts match the example store, its Python runs.
+
+An excerpt may start with import lines, then a line ``...``, then the code: each
+import line is one of the file's, the code is copied verbatim, and every name the
+code uses that the file imports is imported in the excerpt (so a reader knows where
+``OutcomeUnknown`` or ``Capability`` comes from).
+"""
 
 from __future__ import annotations
 
+import ast
 import re
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -34,9 +42,53 @@ def test_the_guide_has_excerpts_of_every_part() -> None:
     assert len(excerpts()) >= 10
 
 
-@pytest.mark.parametrize("excerpt", excerpts(), ids=lambda e: e.splitlines()[0][:40])
+def split(excerpt: str) -> tuple[list[str], str]:
+    """The excerpt's import lines and its code."""
+    head, sep, code = excerpt.partition("\n...\n\n")
+    if not sep:
+        return [], excerpt
+    return head.splitlines(), code
+
+
+def source_of(code: str) -> Path:
+    found = [path for path in SOURCES if code in path.read_text(encoding="utf-8")]
+    assert found, f"not copied verbatim from the example:\n{code}"
+    return found[0]
+
+
+def imported_names(tree: ast.AST) -> set[str]:
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            names |= {(a.asname or a.name).split(".")[0] for a in node.names}
+    return names
+
+
+def used_names(tree: ast.AST) -> set[str]:
+    return {node.id for node in ast.walk(tree) if isinstance(node, ast.Name)}
+
+
+@pytest.mark.parametrize("excerpt", excerpts(), ids=lambda e: split(e)[1].splitlines()[0][:40])
 def test_an_excerpt_is_copied_verbatim_from_the_example(excerpt: str) -> None:
-    assert any(excerpt in path.read_text(encoding="utf-8") for path in SOURCES), excerpt
+    imports, code = split(excerpt)
+    source = source_of(code).read_text(encoding="utf-8")
+    lines = source.splitlines()
+    for line in imports:
+        assert line in lines, f"{line!r} is not an import line of the example"
+
+
+@pytest.mark.parametrize(
+    "excerpt",
+    [e for e in excerpts() if not e.startswith("[")],  # TOML excerpts import nothing
+    ids=lambda e: split(e)[1].splitlines()[0][:40],
+)
+def test_an_excerpt_imports_every_name_it_takes_from_elsewhere(excerpt: str) -> None:
+    imports, code = split(excerpt)
+    source = ast.parse(source_of(code).read_text(encoding="utf-8"))
+    from_elsewhere = imported_names(source) - {"annotations"}
+    given = imported_names(ast.parse("\n".join(imports)))
+    needed = used_names(ast.parse(textwrap.dedent(code))) & from_elsewhere
+    assert needed <= given, f"the excerpt uses {sorted(needed - given)} without importing them"
 
 
 @pytest.mark.parametrize("code", blocks("python"), ids=lambda c: c.splitlines()[-1][:40])

@@ -62,6 +62,30 @@ def test_the_lossy_store_keeps_its_other_promises() -> None:
     assert semantics.outcome is Outcome.PASSED  # one increment at a time adds up
 
 
+def test_counters_that_never_expire_fail_atomic_naming_the_ttl() -> None:
+    with Conformance(target("ImmortalCounterStore"), scale=SMALL) as suite:
+        result = suite.run("atomic.incr_ttl")
+        semantics = suite.run("atomic.incr_semantics")
+    assert result.outcome is Outcome.FAILED
+    assert result.message == (
+        "declares 'atomic', but a counter written by incr(key, 1, ttl=1) was still there "
+        "after 8 s: incr must give the key the TTL it is called with (counters that never "
+        "expire grow the store forever)"
+    )
+    assert semantics.outcome is Outcome.PASSED  # everything else about incr is right
+
+
+def test_an_incr_that_keeps_the_old_expiry_fails_atomic() -> None:
+    with Conformance(target("StickyTtlCounterStore"), scale=SMALL) as suite:
+        result = suite.run("atomic.incr_ttl")
+    assert result.outcome is Outcome.FAILED
+    assert result.message == (
+        "declares 'atomic', but a counter incremented with ttl=1, then with ttl=60, expired "
+        "with its first TTL (read_counters gave None, expected 2): incr must reset the key's "
+        "TTL"
+    )
+
+
 def test_a_release_by_a_non_owner_fails_locking() -> None:
     with Conformance(target("CarelessLockStore"), scale=SMALL) as suite:
         owner = suite.run("locking.owner_only")
@@ -150,6 +174,7 @@ def test_the_command_line_names_the_broken_promise_and_exits_1(tmp_path: Path) -
         failed[0],
     )
     header = lines.index(next(line for line in lines if line.startswith("store ")))
+    # Only the locking checks ran: no basics, no strategy to report.
     assert re.split(r"\s{2,}", lines[header + 1]) == [
         "careless-lock",
         "not run",
@@ -158,7 +183,7 @@ def test_the_command_line_names_the_broken_promise_and_exits_1(tmp_path: Path) -
         "not run",
         "✗",
         "not run",
-        "local_only",
+        "not run",
     ]
 
 

@@ -119,12 +119,12 @@ def test_the_example_store_passes_through_its_own_test_file() -> None:
         env={**os.environ, "PYTHONIOENCODING": "utf-8"},
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    assert re.search(r"^21 passed, 2 skipped in ", result.stdout, re.M), result.stdout
+    assert re.search(r"^22 passed, 2 skipped in ", result.stdout, re.M), result.stdout
     assert "SKIPPED [2]" in result.stdout
     assert "not declared: exactly_once" in result.stdout
     section = result.stdout[result.stdout.index(" metricache conformance ") :]
     lines = section.splitlines()
-    assert lines[1] == "sqlite: 21 passed, 0 failed, 2 skipped"
+    assert lines[1] == "sqlite: 22 passed, 0 failed, 2 skipped"
     assert re.split(r"\s{2,}", lines[3]) == [
         "sqlite",
         "✓",

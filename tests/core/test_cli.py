@@ -63,26 +63,35 @@ def test_without_a_command_it_fails_with_usage(tmp_path: Path) -> None:
     assert "error: the following arguments are required: COMMAND" in done.stderr
 
 
-def test_plugins_lists_name_distribution_version_kinds_and_hooks(tmp_path: Path) -> None:
+def test_plugins_lists_name_distribution_version_offers_and_status(tmp_path: Path) -> None:
     done = run_cli("plugins", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     rows = [line.split() for line in done.stdout.splitlines()]
-    assert rows[0] == ["name", "distribution", "version", "kinds", "hooks"]
+    assert rows[0] == ["name", "distribution", "version", "offers", "status"]
     by_name = {row[0]: row[1:] for row in rows[1:]}
     assert by_name["prometheus"] == [
         "metricache-prometheus",
         metricache.__version__,
-        "format",
-        "metricache_formats",
+        "format:openmetrics,format:prometheus",
+        "ok",
     ]
-    assert by_name["memory"] == [
-        "metricache-memory",
+    assert by_name["memory"] == ["metricache-memory", metricache.__version__, "store:memory", "ok"]
+    assert by_name["exporters"] == [
+        "metricache",
         metricache.__version__,
-        "store",
-        "metricache_store_classes",
+        "exporter:file,exporter:http,exporter:stdout",
+        "ok",
     ]
+    assert by_name["events"][2:] == ["handler:handle_event", "ok"]
     as_json = run_cli("plugins", "--json", cwd=tmp_path)
     assert as_json.returncode == 0
-    names = [p["name"] for p in json.loads(as_json.stdout)]
+    found = json.loads(as_json.stdout)
+    names = [p["name"] for p in found]
     assert names == sorted(names)
     assert names == [row[0] for row in rows[1:]]
+    prometheus = next(p for p in found if p["name"] == "prometheus")
+    assert prometheus["status"] == "ok"
+    assert prometheus["offers"] == {"formats": ["openmetrics", "prometheus"]}
+    assert prometheus["hooks"] == ["metricache_formats"]
+    checked = run_cli("plugins", "--check", cwd=tmp_path)
+    assert checked.returncode == 0, checked.stdout

@@ -163,20 +163,44 @@ def test_every_problem_of_a_file_is_listed_by_its_path(workdir: Path) -> None:
 
 
 def test_environment_problems_are_listed_with_the_file_problems(workdir: Path) -> None:
-    write(workdir / "metricache.toml", "[serve]\nport = -1\n")
+    path = write(workdir / "metricache.toml", "[serve]\nport = -1\n")
     with pytest.raises(ConfigError) as info:
         load_config(environ={"METRICACHE_SYNC_INTERVAL": "fast", "METRICACHE_BOGUS": "1"})
+    # A variable's problem names the variable; only the file's problem names the file.
     assert info.value.problems == [
-        "METRICACHE_BOGUS: not a metricache setting",
-        "sync.interval: expected a number, got 'fast'",
-        "serve.port: expected a port from 0 to 65535, got -1",
+        "METRICACHE_BOGUS: not a metricache setting (an environment variable; see the "
+        "configuration reference for the variables)",
+        "METRICACHE_SYNC_INTERVAL (sets sync.interval): expected a number, got 'fast'",
+        f"{path}: serve.port: expected a port from 0 to 65535, got -1",
     ]
+    assert info.value.source == ""
+
+
+def test_a_problem_of_a_variable_names_the_variable_not_the_file(workdir: Path) -> None:
+    path = write(workdir / "metricache.toml", "[sync]\ninterval = 5\n")
+    for environ, message in [
+        (
+            {"METRICACHE_SYNC_INTERVL": "5"},
+            "METRICACHE_SYNC_INTERVL: not a metricache setting (an environment variable; see "
+            "the configuration reference for the variables)",
+        ),
+        (
+            {"METRICACHE_SYNC_INTERVAL": "fast"},
+            "METRICACHE_SYNC_INTERVAL (sets sync.interval): expected a number, got 'fast'",
+        ),
+    ]:
+        with pytest.raises(ConfigError) as info:
+            load_config(path, environ=environ)
+        assert str(info.value) == message
+        assert str(path) not in str(info.value)
 
 
 def test_one_problem_is_one_line(workdir: Path) -> None:
     with pytest.raises(ConfigError) as info:
         load_config(environ={"METRICACHE_SYNC_INTERVAL": "fast"})
-    assert str(info.value) == "sync.interval: expected a number, got 'fast'"
+    assert str(info.value) == (
+        "METRICACHE_SYNC_INTERVAL (sets sync.interval): expected a number, got 'fast'"
+    )
 
 
 @pytest.mark.parametrize(

@@ -7,6 +7,7 @@ command its section, and every documented environment variable really sets its k
 
 from __future__ import annotations
 
+import inspect
 import re
 import typing
 from pathlib import Path
@@ -18,6 +19,10 @@ from metricache import hookspecs
 from metricache.cli.main import command_modules
 from metricache.config import RESERVED_ENV, Config, load_config
 from metricache.errors import ConfigError
+from metricache.store import Store
+from metricache_conformance import all_checks
+from metricache_conformance.exporter_suite import EXPORTER_CHECKS
+from metricache_conformance.format_suite import FORMAT_CHECKS
 
 from tests.docs.markdown import ROOT
 from tests.docs.scripts import reference_generator
@@ -29,7 +34,9 @@ def page(name: str) -> str:
     return (REFERENCE / name).read_text(encoding="utf-8")
 
 
-@pytest.mark.parametrize("name", ["hooks.md", "configuration.md", "cli.md"])
+@pytest.mark.parametrize(
+    "name", ["hooks.md", "configuration.md", "cli.md", "store-api.md", "conformance.md"]
+)
 def test_the_committed_page_is_a_fresh_generation(name: str) -> None:
     fresh: str = reference_generator().PAGES[name]()
     assert page(name) == fresh, (
@@ -189,3 +196,29 @@ def test_every_command_has_its_section() -> None:
     )
     sections = sorted(re.findall(r"^## metricache (\w+)$", page("cli.md"), re.M))
     assert commands == sections
+
+
+def test_every_public_store_method_has_its_section_with_signature_and_docstring() -> None:
+    text = page("store-api.md")
+    methods = [
+        name
+        for name, value in vars(Store).items()
+        if inspect.isfunction(value) and not name.startswith("_")
+    ]
+    assert len(methods) > 20
+    for name in methods:
+        assert f"### `{name}`\n" in text, f"Store.{name} has no section"
+        section = text.split(f"### `{name}`\n", 1)[1].split("\n### ", 1)[0]
+        params = ", ".join(inspect.signature(getattr(Store, name)).parameters)
+        assert re.search(rf"^{name}\(", section, re.M), name
+        for param in params.split(", "):
+            assert param in section, f"Store.{name}: {param} is not in its signature"
+        first = (getattr(Store, name).__doc__ or "").strip().splitlines()[0]
+        words = re.findall(r"[A-Za-z0-9]+", re.sub(r"~[\w.]+\.", "", re.sub(r":\w+:", "", first)))
+        assert re.search(r"[\W_]+".join(words), section), f"Store.{name}: docstring missing"
+
+
+def test_every_conformance_check_has_its_row() -> None:
+    text = page("conformance.md")
+    for name in [c.name for c in all_checks()] + [c.name for c in FORMAT_CHECKS + EXPORTER_CHECKS]:
+        assert f"| `{name}` |" in text, name

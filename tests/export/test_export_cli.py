@@ -178,7 +178,7 @@ def test_a_failing_exporter_exits_1_after_the_others_delivered(tmp_path: Path) -
             ["--format", "yaml"],
             2,
             # the installed formats, sorted (the example plugins add more)
-            "metricache: error: unknown format 'yaml'; available: csv, json, ",
+            "metricache: error: unknown format 'yaml'; installed formats: csv, json, ",
         ),
         (
             ["--exporter", "ftp"],

@@ -141,7 +141,10 @@ def test_a_render_failure_fails_every_delivery(tmp_path: Path, clean_plugins: No
 
 
 def test_an_unknown_format_raises_before_anything_starts(clean_plugins: None) -> None:
-    with recording() as recorder, pytest.raises(FormatNotFound, match="available: csv, json"):
+    with (
+        recording() as recorder,
+        pytest.raises(FormatNotFound, match="installed formats: csv, json"),
+    ):
         export_snapshot(snapshot(), "yaml", [open_exporter("stdout")])
     assert recorder.calls == []
 

@@ -171,7 +171,9 @@ def test_render_and_content_type_through_the_format_plugins() -> None:
     assert metricache.render(snapshot) == render_prometheus(snapshot)
     assert metricache.content_type() == CONTENT_TYPE
     assert metricache.content_type("prometheus") == CONTENT_TYPE
-    with pytest.raises(FormatNotFound, match=r"unknown format 'nope'; available: .*openmetrics"):
+    with pytest.raises(
+        FormatNotFound, match=r"unknown format 'nope'; installed formats: .*openmetrics"
+    ):
         metricache.render(snapshot, "nope")
 
 

@@ -2,7 +2,9 @@
 
 The core defines the arguments (``metricache.cli.conformance_command``) and calls
 :func:`run_command`. One store, or every installed one with ``--all``; one progress
-line per check (name, result, duration, and what went wrong), then the matrix.
+line per check (name, result, duration, and what went wrong), then the matrix. With
+``--formats`` or ``--exporters``, the author's kits (:mod:`metricache_conformance.kit_cli`),
+instead of a store unless one is named too.
 """
 
 from __future__ import annotations
@@ -24,6 +26,12 @@ from metricache.store_plugins import available_stores
 
 from metricache_conformance.catalogue import Check, all_checks
 from metricache_conformance.context import Scale
+from metricache_conformance.kit_cli import (
+    kit_check_lines,
+    kit_json,
+    run_exporter_kits,
+    run_format_kits,
+)
 from metricache_conformance.render import (
     json_document,
     markdown_matrix,
@@ -120,7 +128,10 @@ def _targets(args: argparse.Namespace, stack: contextlib.ExitStack) -> list[Stor
 def _run_one(
     target: StoreTarget, scale: Scale, checks: list[Check], progress: TextIO, *, all_stores: bool
 ) -> Report:
-    runner = Conformance(target, scale=scale, checks=checks)
+    def running(check: str, line: str) -> None:
+        print(f"  {check:<32} {line}", file=progress, flush=True)
+
+    runner = Conformance(target, scale=scale, checks=checks, on_progress=running)
     try:
         runner.open()
     except MetricacheError as exc:
@@ -142,21 +153,47 @@ def _run_one(
 
 def run_command(args: argparse.Namespace) -> int:
     """Run the suite as ``args`` ask; return the exit status (1 if a promise is broken)."""
-    checks = _select(args.check)
+    formats = getattr(args, "formats", None)
+    exporters = getattr(args, "exporters", None)
+    kits = formats is not None or exporters is not None
+    stores = not kits or bool(args.store) or args.all
+    checks = _select(args.check) if stores else []
     if args.list_checks:
         for check in checks:
             capability = check.capability.value if check.capability else "every store"
-            print(f"{check.name:<32} {capability:<14} {check.summary}")
+            summary = check.summary
+            if check.needs_backdoor:
+                summary += " (needs backdoor helpers: from a StoreConformance class only)"
+            print(f"{check.name:<32} {capability:<14} {summary}")
+        for line in kit_check_lines() if kits else []:
+            print(line)
         return 0
     if args.write and args.format != "markdown":
         raise CommandError("--write needs --format markdown")
-    scale = Scale(processes=args.processes, threads=args.threads, increments=args.increments)
+    if kits and args.format == "markdown":
+        raise CommandError("--format markdown is the store matrix; the kits print text or json")
+    try:
+        scale = Scale(processes=args.processes, threads=args.threads, increments=args.increments)
+    except ValueError as exc:
+        raise CommandError(
+            f"--processes {args.processes} --threads {args.threads}: {exc}"
+        ) from None
     progress = sys.stdout if args.format == "text" else sys.stderr
-    with contextlib.ExitStack() as stack:
-        targets = _targets(args, stack)
-        reports = [_run_one(t, scale, checks, progress, all_stores=args.all) for t in targets]
+    reports: list[Report] = []
+    if stores:
+        with contextlib.ExitStack() as stack:
+            targets = _targets(args, stack)
+            reports = [_run_one(t, scale, checks, progress, all_stores=args.all) for t in targets]
+    format_reports = run_format_kits(formats, progress) if formats is not None else []
+    exporter_reports = run_exporter_kits(exporters, progress) if exporters is not None else []
+    kits_ok = all(r.ok for r in [*format_reports, *exporter_reports])
     if args.format == "json":
-        print(json_document(reports))
+        more = {}
+        if formats is not None:
+            more["formats"] = [kit_json(r) for r in format_reports]
+        if exporters is not None:
+            more["exporters"] = [kit_json(r) for r in exporter_reports]
+        print(json_document(reports, **more))
     elif args.format == "markdown":
         table = markdown_matrix(reports)
         if args.write:
@@ -169,6 +206,6 @@ def run_command(args: argparse.Namespace) -> int:
             print(f"wrote the matrix into {path}", file=sys.stderr)
         else:
             print(table)
-    else:
+    elif stores:
         print(text_matrix(reports, ascii_only=not _can_encode(sys.stdout, "✓✗")))
-    return 0 if all(r.ok for r in reports) else 1
+    return 0 if all(r.ok for r in reports) and kits_ok else 1

@@ -7,7 +7,9 @@ minutes, so nothing is left behind for long.
 
 from __future__ import annotations
 
+import itertools
 import secrets
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
@@ -21,18 +23,28 @@ from metricache_conformance.workers import run_workers
 __all__ = ["Backdoor", "Context", "Scale"]
 
 
+def _racing_writers(instance: Scale, attribute: attrs.Attribute[int], threads: int) -> None:
+    if instance.processes * threads < 2:
+        raise ValueError(
+            f"processes x threads must be at least 2, got {instance.processes} x {threads}: "
+            "one writer never races with itself, so the atomic check could not catch a "
+            "lost update"
+        )
+
+
 @attrs.frozen(kw_only=True)
 class Scale:
     """How hard the concurrency checks push.
 
     The ``atomic`` check makes ``processes x threads x increments`` increments (with
     ``distributed`` declared; otherwise ``processes x threads`` threads of this
-    process make them). ``swaps`` and ``lock_rounds`` are per thread, for the
+    process make them); ``processes x threads`` must be at least 2, or no two
+    increments could ever race. ``swaps`` and ``lock_rounds`` are per thread, for the
     compare-and-swap and mutual-exclusion checks.
     """
 
     processes: int = attrs.field(default=4, validator=attrs.validators.ge(1))
-    threads: int = attrs.field(default=4, validator=attrs.validators.ge(1))
+    threads: int = attrs.field(default=4, validator=[attrs.validators.ge(1), _racing_writers])
     increments: int = attrs.field(default=5000, validator=attrs.validators.ge(1))
     swaps: int = attrs.field(default=200, validator=attrs.validators.ge(1))
     lock_rounds: int = attrs.field(default=25, validator=attrs.validators.ge(1))
@@ -52,8 +64,15 @@ class Backdoor(Protocol):
         """Put ``value`` under ``key`` in the backend, as the store would."""
 
 
+_fresh_keys = itertools.count()
+_fresh_keys_lock = threading.Lock()
+
+
 class Context:
-    """The store under test and the means to check it, for one check."""
+    """The store under test and the means to check it, for one check.
+
+    ``progress`` is called with a line to show while a long check runs.
+    """
 
     def __init__(
         self,
@@ -64,6 +83,7 @@ class Context:
         scale: Scale,
         backdoor: Backdoor | None,
         results: Callable[[], Sequence[Result]],
+        progress: Callable[[str], None] | None = None,
     ) -> None:
         self.target = target
         self.store = store
@@ -71,6 +91,7 @@ class Context:
         self.scale = scale
         self.backdoor = backdoor
         self._results = results
+        self._progress = progress
         self.run_id = secrets.token_hex(5)
         self._clients: list[Store] = []
 
@@ -81,6 +102,20 @@ class Context:
     def key(self, name: str) -> bytes:
         """Return a key of this run: ``mcc:RUN:name``."""
         return f"mcc:{self.run_id}:{name}".encode()
+
+    def fresh_key(self, name: str) -> bytes:
+        """Return a key of this run never returned before (``mcc:RUN:name-N``).
+
+        For checks that try again: each attempt writes keys the last one did not.
+        """
+        with _fresh_keys_lock:
+            number = next(_fresh_keys)
+        return self.key(f"{name}-{number}")
+
+    def progress(self, line: str) -> None:
+        """Show ``line`` while the check runs (what it is doing, on a long check)."""
+        if self._progress is not None:
+            self._progress(line)
 
     @property
     def namespace(self) -> str:

@@ -2,7 +2,8 @@
 
 It registers the package for assertion rewriting (a suite imported as a package is
 not rewritten otherwise), provides the fixtures of ``StoreConformance`` classes
-(``store_options``, to override, and ``conformance``), and ends the run with a
+(``store_options``, to override, and ``conformance``) and of ``ExporterConformance``
+classes (``exporter_suite``), and ends the run with a
 "metricache conformance" section: the matrix row of every store a
 ``StoreConformance`` class checked, and the checks of undeclared capabilities that
 passed (unexpected successes, for information).
@@ -20,9 +21,19 @@ from typing import TYPE_CHECKING  # noqa: E402
 if TYPE_CHECKING:
     from _pytest.terminal import TerminalReporter
 
+    from metricache_conformance.exporter_suite import ExporterSuite
+    from metricache_conformance.results import Result
     from metricache_conformance.runner import Conformance
 
-__all__ = ["RUNS", "conformance", "pytest_configure", "pytest_terminal_summary", "store_options"]
+__all__ = [
+    "RUNS",
+    "conformance",
+    "exporter_suite",
+    "pytest_configure",
+    "pytest_terminal_summary",
+    "store_options",
+    "verdict",
+]
 
 RUNS = pytest.StashKey[list["Conformance"]]()
 """The suite runs of this session, in the order their classes started."""
@@ -45,6 +56,24 @@ def conformance(
     from metricache_conformance.store_conformance import open_suite
 
     yield from open_suite(request, store_options)
+
+
+@pytest.fixture(scope="class")
+def exporter_suite(request: pytest.FixtureRequest) -> Iterator[ExporterSuite]:
+    """The exporter kit, on the destination of the ``ExporterConformance`` class requesting it."""
+    from metricache_conformance.exporter_conformance import open_exporter_suite
+
+    yield from open_exporter_suite(request)
+
+
+def verdict(check: str, result: Result) -> None:
+    """Turn a kit's or the suite's result into pytest's: fail or skip with its message."""
+    from metricache_conformance.results import Outcome
+
+    if result.outcome is Outcome.FAILED:
+        pytest.fail(f"{check}: {result.message}", pytrace=False)
+    if result.outcome is Outcome.SKIPPED:
+        pytest.skip(result.message)
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -18,7 +18,6 @@ from metricache_conformance.results import (
     Outcome,
     Report,
     Result,
-    count,
 )
 
 __all__ = [
@@ -28,6 +27,7 @@ __all__ = [
     "markdown_matrix",
     "progress_line",
     "replace_region",
+    "result_json",
     "summary_line",
     "text_matrix",
 ]
@@ -50,27 +50,30 @@ def _cell(status: CapabilityStatus, ascii_only: bool) -> str:
     return _SYMBOLS[status][1 if ascii_only else 0]
 
 
-def _basics(row: MatrixRow, ran: bool, ascii_only: bool) -> str:
-    if not ran:
+def _basics(row: MatrixRow, ascii_only: bool) -> str:
+    if row.basics is None:
         return "not run"
     return _cell(CapabilityStatus.VERIFIED if row.basics else CapabilityStatus.FAILED, ascii_only)
 
 
-def _strategy(row: MatrixRow) -> str:
+def _strategy(row: MatrixRow, ascii_only: bool) -> str:
+    if row.strategy is None:
+        return "not run"
+    text = row.strategy.value
     if row.selected is not None and row.selected is not row.strategy:
-        return f"{row.strategy.value} (the core selects {row.selected.value})"
-    return row.strategy.value
+        text = f"{text} (the core selects {row.selected.value})"
+    if row.strategy_ok is False:
+        text = f"{text} {_cell(CapabilityStatus.FAILED, ascii_only)}"
+    return text
 
 
 def _cells(report: Report, ascii_only: bool) -> list[str]:
     row = report.row()
-    ran = report.problem is None and bool(report.results)
-    basics_ran = any(r.capability is None for r in report.results)
     return [
         report.store,
-        _basics(row, ran and basics_ran, ascii_only),
+        _basics(row, ascii_only),
         *(_cell(status, ascii_only) for _, status in row.cells),
-        _strategy(row) if ran else "not run",
+        _strategy(row, ascii_only),
     ]
 
 
@@ -85,13 +88,7 @@ def summary_line(report: Report) -> str:
     """Return one line counting the results of ``report``."""
     if report.problem is not None:
         return f"{report.store}: not run: {report.problem}"
-    results = report.results
-    parts = [f"{count(results, Outcome.PASSED)} passed", f"{count(results, Outcome.FAILED)} failed"]
-    parts.append(f"{count(results, Outcome.SKIPPED)} skipped")
-    unexpected = count(results, Outcome.UNEXPECTED_SUCCESS)
-    if unexpected:
-        parts.append(f"{unexpected} unexpected success" + ("es" if unexpected > 1 else ""))
-    return f"{report.store}: " + ", ".join(parts)
+    return f"{report.store}: {report.counts()}"
 
 
 def text_matrix(reports: Sequence[Report], *, ascii_only: bool = False) -> str:
@@ -122,8 +119,9 @@ def markdown_matrix(reports: Sequence[Report]) -> str:
     for report in sorted(reports, key=lambda r: r.store):
         cells = [_markdown_text(cell) for cell in _cells(report, ascii_only=False)]
         cells[0] = f"`{report.store}`"
-        if report.problem is None:
-            cells[-1] = f"`{cells[-1]}`"
+        strategy = report.row().strategy
+        if strategy is not None:
+            cells[-1] = cells[-1].replace(strategy.value, f"`{strategy.value}`", 1)
         lines.append("| " + " | ".join(cells) + " |")
     notes = _notes(reports)
     if notes:
@@ -138,7 +136,8 @@ def _markdown_text(text: str) -> str:
     return text.replace("*", "\\*").replace("|", "\\|")
 
 
-def _result_json(result: Result) -> dict[str, Any]:
+def result_json(result: Result) -> dict[str, Any]:
+    """One check's result as JSON data."""
     return {
         "check": result.check,
         "capability": result.capability.value if result.capability else None,
@@ -149,8 +148,8 @@ def _result_json(result: Result) -> dict[str, Any]:
     }
 
 
-def json_document(reports: Sequence[Report]) -> str:
-    """Return every report as a JSON document (results and matrix rows)."""
+def json_document(reports: Sequence[Report], **more: Any) -> str:
+    """Return every report as a JSON document (results and matrix rows), and ``more``."""
     stores = []
     for report in reports:
         row = report.row()
@@ -166,13 +165,14 @@ def json_document(reports: Sequence[Report]) -> str:
                 "row": {
                     "basics": row.basics,
                     **{c.value: status.value for c, status in row.cells},
-                    "strategy": row.strategy.value,
+                    "strategy": row.strategy.value if row.strategy else None,
+                    "strategy_ok": row.strategy_ok,
                     "selected": row.selected.value if row.selected else None,
                 },
-                "results": [_result_json(r) for r in report.results],
+                "results": [result_json(r) for r in report.results],
             }
         )
-    return json.dumps({"stores": stores}, indent=2, ensure_ascii=False)
+    return json.dumps({"stores": stores, **more}, indent=2, ensure_ascii=False)
 
 
 def replace_region(document: str, generated: str) -> str:

@@ -18,7 +18,9 @@ from metricache.sync.strategy import Strategy, strategy_for
 
 __all__ = [
     "CAPABILITY_COLUMNS",
+    "STRATEGY_CHECK",
     "CapabilityStatus",
+    "Findings",
     "MatrixRow",
     "Outcome",
     "Report",
@@ -36,6 +38,9 @@ CAPABILITY_COLUMNS: tuple[Capability, ...] = (
     Capability.EXACTLY_ONCE,
 )
 """The capabilities of the matrix, in the order of its columns."""
+
+STRATEGY_CHECK = "contract.strategy"
+"""The check whose verdict the strategy column shows (not the basics column)."""
 
 
 class Outcome(str, enum.Enum):
@@ -115,25 +120,59 @@ def kept_capabilities(
 class MatrixRow:
     """A store's row of the compatibility matrix.
 
-    ``basics`` says whether every check every store must pass did pass. ``strategy``
-    is what the verified capabilities give (:func:`metricache.sync.strategy.strategy_for`;
-    a declared capability whose checks did not run counts as kept); ``selected`` is
-    what the core selects for the store, which must be the same.
+    ``basics`` says whether every check every store must pass did pass (None: none of
+    them ran); the check that the core selects the row's strategy is not one of them,
+    its verdict is ``strategy_ok``. ``strategy`` is what the verified capabilities
+    give (:func:`metricache.sync.strategy.strategy_for`), or None when the checks of
+    some capability did not run (``--check`` chose others): a strategy is reported
+    only for capabilities that were checked. ``selected`` is what the core selects
+    for the store, which must be the same.
     """
 
     store: str
-    basics: bool
+    basics: bool | None
     cells: tuple[tuple[Capability, CapabilityStatus], ...]
-    strategy: Strategy
+    strategy: Strategy | None
     selected: Strategy | None
+    strategy_ok: bool | None = None
 
     def status(self, capability: Capability) -> CapabilityStatus:
         """Return the cell of ``capability``."""
         return dict(self.cells)[capability]
 
 
+class Findings:
+    """What a report of checks knows: its ``results`` and a ``problem`` that stopped it."""
+
+    results: tuple[Result, ...]
+    problem: str | None
+
+    @property
+    def failures(self) -> list[Result]:
+        """The checks that failed."""
+        return [r for r in self.results if r.outcome is Outcome.FAILED]
+
+    @property
+    def ok(self) -> bool:
+        """Whether every promise is kept (and the checks could run)."""
+        return self.problem is None and not self.failures
+
+    def counts(self) -> str:
+        """``5 passed, 0 failed, 1 skipped`` (and unexpected successes, when any)."""
+        found = self.results
+        parts = [
+            f"{count(found, Outcome.PASSED)} passed",
+            f"{count(found, Outcome.FAILED)} failed",
+            f"{count(found, Outcome.SKIPPED)} skipped",
+        ]
+        unexpected = count(found, Outcome.UNEXPECTED_SUCCESS)
+        if unexpected:
+            parts.append(f"{unexpected} unexpected success" + ("es" if unexpected > 1 else ""))
+        return ", ".join(parts)
+
+
 @attrs.frozen
-class Report:
+class Report(Findings):
     """Everything one run of the suite against one store found.
 
     ``problem`` is set when the suite could not run at all (the store did not open
@@ -149,30 +188,33 @@ class Report:
     selected: Strategy | None
     problem: str | None = None
 
-    @property
-    def failures(self) -> list[Result]:
-        """The checks that failed."""
-        return [r for r in self.results if r.outcome is Outcome.FAILED]
-
-    @property
-    def ok(self) -> bool:
-        """Whether the store keeps every promise it makes (and the suite could run)."""
-        return self.problem is None and not self.failures
-
     def row(self) -> MatrixRow:
         """Return the store's row of the matrix."""
         cells = tuple(
             (c, capability_status(c, c in self.declared, self.results)) for c in CAPABILITY_COLUMNS
         )
-        basics = self.problem is None and all(
-            r.outcome is not Outcome.FAILED for r in self.results if r.capability is None
-        )
+        basics_ran = [
+            r
+            for r in self.results
+            if r.capability is None
+            and r.check != STRATEGY_CHECK
+            and r.outcome is not Outcome.SKIPPED
+        ]
+        basics = None
+        if self.problem is None and basics_ran:
+            basics = all(r.outcome is not Outcome.FAILED for r in basics_ran)
+        checked = all(status is not CapabilityStatus.NOT_RUN for _, status in cells)
+        strategy = None
+        if self.problem is None and checked:
+            strategy = strategy_for(kept_capabilities(self.declared, self.results))
+        verdicts = [r.outcome for r in self.results if r.check == STRATEGY_CHECK]
         return MatrixRow(
             store=self.store,
             basics=basics,
             cells=cells,
-            strategy=strategy_for(kept_capabilities(self.declared, self.results)),
+            strategy=strategy,
             selected=self.selected,
+            strategy_ok=(verdicts[-1] is Outcome.PASSED) if verdicts else None,
         )
 
 

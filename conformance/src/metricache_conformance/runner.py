@@ -17,7 +17,9 @@ from metricache_conformance.target import StoreTarget
 
 __all__ = ["NO_BACKDOOR", "Conformance"]
 
-NO_BACKDOOR = "no backdoor helpers given (define backdoor_get and backdoor_set)"
+NO_BACKDOOR = (
+    "no backdoor helpers given (define backdoor_get and backdoor_set in a StoreConformance class)"
+)
 
 
 class Conformance:
@@ -26,6 +28,9 @@ class Conformance:
     ``open()`` opens the store and reads what it declares (a store that declares
     nothing is asked through detectors and a probe, as the core does); ``run(name)``
     runs one check; ``run_all()`` runs every check and returns the :class:`Report`.
+    A check that needs backdoor helpers ends as a named skip without them.
+    ``on_progress`` is called with the check's name and a line to show while a long
+    check runs (what it is doing).
     """
 
     def __init__(
@@ -35,8 +40,10 @@ class Conformance:
         scale: Scale | None = None,
         backdoor: Backdoor | None = None,
         checks: Sequence[Check] | None = None,
+        on_progress: Callable[[str, str], None] | None = None,
     ) -> None:
         self.target = target
+        self.on_progress = on_progress
         self.scale = scale or Scale()
         self.backdoor = backdoor
         self.checks = list(checks) if checks is not None else all_checks()
@@ -92,10 +99,6 @@ class Conformance:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def applicable(self) -> list[Check]:
-        """The checks :meth:`run_all` runs (backdoor checks only with a backdoor)."""
-        return [c for c in self.checks if self.backdoor is not None or not c.needs_backdoor]
-
     def run(self, name: str) -> Result:
         """Run the check called ``name`` and return its result."""
         return self.run_check(check_named(name))
@@ -113,6 +116,7 @@ class Conformance:
             scale=self.scale,
             backdoor=self.backdoor,
             results=lambda: tuple(self.results),
+            progress=self._progress_of(check),
         )
         started = time.perf_counter()
         error: str | None = None
@@ -130,6 +134,12 @@ class Conformance:
         result = self._result(check, error, duration)
         self.results.append(result)
         return result
+
+    def _progress_of(self, check: Check) -> Callable[[str], None] | None:
+        on_progress = self.on_progress
+        if on_progress is None:
+            return None
+        return lambda line: on_progress(check.name, line)
 
     def _result(self, check: Check, error: str | None, duration: float) -> Result:
         capability = check.capability
@@ -151,8 +161,8 @@ class Conformance:
         return Result(check.name, capability, Outcome.SKIPPED, duration, message, error)
 
     def run_all(self, on_result: Callable[[Result], None] | None = None) -> Report:
-        """Run every applicable check in order; call ``on_result`` after each."""
-        for check in self.applicable():
+        """Run every check in order; call ``on_result`` after each."""
+        for check in self.checks:
             result = self.run_check(check)
             if on_result is not None:
                 on_result(result)

@@ -34,8 +34,7 @@ from metricache.store import Store
 
 from metricache_conformance.catalogue import all_checks
 from metricache_conformance.context import Backdoor, Scale
-from metricache_conformance.pytest_plugin import RUNS
-from metricache_conformance.results import Outcome
+from metricache_conformance.pytest_plugin import RUNS, verdict
 from metricache_conformance.runner import Conformance
 from metricache_conformance.target import StoreTarget
 
@@ -90,11 +89,7 @@ class StoreConformance:
     @pytest.mark.parametrize("check", CHECK_NAMES)
     def test_conformance(self, conformance: Conformance, check: str) -> None:
         """Run one check of the suite."""
-        result = conformance.run(check)
-        if result.outcome is Outcome.FAILED:
-            pytest.fail(f"{check}: {result.message}", pytrace=False)
-        if result.outcome is Outcome.SKIPPED:
-            pytest.skip(result.message)
+        verdict(check, conformance.run(check))
 
 
 def open_suite(

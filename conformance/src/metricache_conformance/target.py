@@ -15,6 +15,7 @@ from typing import Any
 import attrs
 from metricache.config import parse_options
 from metricache.errors import ConfigError
+from metricache.plugins import missing
 from metricache.store import Store
 from metricache.store_plugins import available_stores, open_store
 
@@ -24,16 +25,10 @@ __all__ = ["StoreTarget", "load_store_class"]
 def load_store_class(plugin: str) -> type[Store]:
     """Return the store class named by an entry-point name or ``package.module:Class``."""
     if ":" not in plugin:
-        classes = available_stores()
-        found = classes.get(plugin)
+        found = available_stores().get(plugin)
         if found is None:
-            known = ", ".join(sorted(classes)) or "none"
-            raise ConfigError(
-                [
-                    f"unknown store {plugin!r}; installed stores: {known} "
-                    "(or give an import path, package.module:Class)"
-                ]
-            )
+            problem = missing("metricache_store_classes", plugin)
+            raise ConfigError([f"{problem} (or give an import path, package.module:Class)"])
         return found
     module_name, _, attribute = plugin.partition(":")
     try:

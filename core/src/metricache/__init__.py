@@ -3,13 +3,18 @@
 Record with :class:`Counter`, :class:`Gauge` and :class:`Histogram` at in-memory
 speed; a background syncer folds what changed into a shared store; exporters read
 the merged view and ship it in standard formats.
+
+``import metricache`` loads only what recording needs (the metric types, the
+registry, snapshots and errors). Every other name below (the syncer, configuration,
+formats, stores, events, ...) is loaded from its module the first time it is used,
+so that a program that only records pays for nothing else.
 """
 
 from __future__ import annotations
 
-from importlib import metadata as _metadata
+import importlib
+from typing import TYPE_CHECKING, Any
 
-from metricache.config import Config, load_config
 from metricache.errors import (
     ConfigError,
     FormatNotFound,
@@ -18,12 +23,8 @@ from metricache.errors import (
     StoreError,
     StoreUnavailable,
 )
-from metricache.events import Event, EventMapping, EventRouter
-from metricache.formats import Format, content_type, negotiate, render
-from metricache.hookspecs import hookimpl
 from metricache.metrics import DEFAULT_BUCKETS, Counter, Gauge, Histogram
 from metricache.registry import REGISTRY, Registry
-from metricache.runtime import start
 from metricache.snapshot import (
     Family,
     GaugeMerge,
@@ -33,14 +34,18 @@ from metricache.snapshot import (
     Snapshot,
     ViewKind,
 )
-from metricache.store import Capability, Store
-from metricache.store_plugins import open_store
-from metricache.sync import Strategy, Syncer, merged_snapshot
 
-try:
-    __version__ = _metadata.version("metricache")
-except _metadata.PackageNotFoundError:  # pragma: no cover - running from a bare checkout
-    __version__ = "0+unknown"
+if TYPE_CHECKING:
+    from metricache.config import Config, load_config
+    from metricache.events import Event, EventMapping, EventRouter
+    from metricache.formats import Format, content_type, negotiate, render
+    from metricache.hookspecs import hookimpl
+    from metricache.runtime import open_reader, start
+    from metricache.store import Capability, Store
+    from metricache.store_plugins import open_store
+    from metricache.sync import Strategy, Syncer, merged_snapshot
+
+    __version__: str
 
 __all__ = [
     "DEFAULT_BUCKETS",
@@ -77,7 +82,55 @@ __all__ = [
     "load_config",
     "merged_snapshot",
     "negotiate",
+    "open_reader",
     "open_store",
     "render",
     "start",
 ]
+
+_LAZY = {
+    "Capability": "metricache.store",
+    "Config": "metricache.config",
+    "Event": "metricache.events",
+    "EventMapping": "metricache.events",
+    "EventRouter": "metricache.events",
+    "Format": "metricache.formats",
+    "Store": "metricache.store",
+    "Strategy": "metricache.sync",
+    "Syncer": "metricache.sync",
+    "content_type": "metricache.formats",
+    "hookimpl": "metricache.hookspecs",
+    "load_config": "metricache.config",
+    "merged_snapshot": "metricache.sync",
+    "negotiate": "metricache.formats",
+    "open_reader": "metricache.runtime",
+    "open_store": "metricache.store_plugins",
+    "render": "metricache.formats",
+    "start": "metricache.runtime",
+}
+"""The names loaded on first use, and the module each comes from."""
+
+
+def _version() -> str:
+    from importlib import metadata
+
+    try:
+        return metadata.version("metricache")
+    except metadata.PackageNotFoundError:  # pragma: no cover - running from a bare checkout
+        return "0+unknown"
+
+
+def __getattr__(name: str) -> Any:
+    if name == "__version__":
+        value: Any = _version()
+    else:
+        home = _LAZY.get(name)
+        if home is None:
+            raise AttributeError(f"module 'metricache' has no attribute {name!r}")
+        value = getattr(importlib.import_module(home), name)
+    globals()[name] = value  # later lookups are plain attribute reads
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

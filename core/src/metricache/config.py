@@ -114,11 +114,13 @@ class ExportConfig:
     ``backoff_base`` seconds, doubling, at most ``backoff_cap``; a dead lease holder
     replaced after ``lease_ttl`` seconds (default: ``timeout``). With ``schedule =
     true``, :func:`metricache.start` runs the coordinator in process next to the
-    syncer (``metricache export --schedule`` runs it in the foreground).
+    syncer (``metricache export --schedule`` runs it in the foreground). An empty
+    ``format`` is the default format: ``prometheus`` when installed, else the first
+    installed format by name.
     """
 
     schedule: bool = False
-    format: str = "prometheus"
+    format: str = ""
     exporter: str = "stdout"
     options: dict[str, OptionValue] = attrs.field(factory=dict)
     interval: Seconds | None = None
@@ -443,10 +445,17 @@ _SECTIONS: dict[str, type] = {
 }
 
 
-def _env_overrides(environ: Mapping[str, str]) -> tuple[dict[str, Any], list[str]]:
-    """Translate ``METRICACHE_*`` variables into a nested dict of overrides."""
+def _env_overrides(
+    environ: Mapping[str, str],
+) -> tuple[dict[str, Any], list[str], dict[str, str]]:
+    """Translate ``METRICACHE_*`` variables into a nested dict of overrides.
+
+    Also returns the problems (each naming its variable) and, for every key a
+    variable set, the variable (``sync.interval`` -> ``METRICACHE_SYNC_INTERVAL``).
+    """
     overrides: dict[str, Any] = {}
     problems: list[str] = []
+    origins: dict[str, str] = {}
     hints_by_section = {name: typing.get_type_hints(cls) for name, cls in _SECTIONS.items()}
     for var in sorted(environ):
         if not var.startswith(ENV_PREFIX) or var in RESERVED_ENV:
@@ -455,28 +464,46 @@ def _env_overrides(environ: Mapping[str, str]) -> tuple[dict[str, Any], list[str
         key = var[len(ENV_PREFIX) :].lower()
         if key == "instance_id":
             overrides["instance_id"] = value
+            origins["instance_id"] = var
             continue
         if key in ("store", "store_name"):
             overrides.setdefault("store", {})["name"] = value
+            origins["store.name"] = var
             continue
         if key.startswith("store_"):
             option = key[len("store_") :]
             overrides.setdefault("store", {}).setdefault("options", {})[option] = coerce_text(
                 value, OptionValue
             )
+            origins[f"store.options.{option}"] = var
             continue
         section, _, field = key.partition("_")
         if section == "export" and field.startswith("option_"):
-            overrides.setdefault("export", {}).setdefault("options", {})[
-                field[len("option_") :]
-            ] = coerce_text(value, OptionValue)
+            option = field[len("option_") :]
+            overrides.setdefault("export", {}).setdefault("options", {})[option] = coerce_text(
+                value, OptionValue
+            )
+            origins[f"export.options.{option}"] = var
             continue
         hints = hints_by_section.get(section)
         if hints is None or field not in hints:
-            problems.append(f"{var}: not a metricache setting")
+            problems.append(
+                f"{var}: not a metricache setting (an environment variable; "
+                "see the configuration reference for the variables)"
+            )
             continue
         overrides.setdefault(section, {})[field] = coerce_text(value, hints[field])
-    return overrides, problems
+        origins[f"{section}.{field}"] = var
+    return overrides, problems, origins
+
+
+def _blame(problem: str, origins: Mapping[str, str]) -> tuple[str, bool]:
+    """Name the variable behind a problem at a key a variable set; say whether one did."""
+    path, sep, text = problem.partition(": ")
+    variable = origins.get(path) if sep else None
+    if variable is None:
+        return problem, False
+    return f"{variable} (sets {path}): {text}", True
 
 
 def _merge(base: dict[str, Any], top: Mapping[str, Any]) -> dict[str, Any]:
@@ -513,14 +540,22 @@ def load_config(
     if "source" in data:
         # ``source`` records where the configuration came from; it is not a key.
         raise ConfigError(["source: unknown key"], source)
-    env_data, problems = _env_overrides(env)
+    env_data, problems, origins = _env_overrides(env)
     data = _merge(data, env_data)
     if overrides:
         data = _merge(data, overrides)
+    in_file: list[str] = []
     try:
         config = structure(data, Config)
     except ConfigError as exc:
-        raise ConfigError(problems + exc.problems, source) from None
+        for problem in exc.problems:
+            blamed, by_variable = _blame(problem, origins)
+            (problems if by_variable else in_file).append(blamed)
+    if in_file and not problems:
+        raise ConfigError(in_file, source)
     if problems:
-        raise ConfigError(problems, source)
+        # A variable's problem names the variable, never the file; the file is named
+        # on the problems that are in it.
+        where = f"{source}: " if source else ""
+        raise ConfigError(problems + [where + p for p in in_file])
     return attrs.evolve(config, source=source)

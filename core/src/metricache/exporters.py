@@ -100,10 +100,10 @@ def open_exporter(
     exporter, an unknown option or an invalid value raises
     :class:`~metricache.errors.ConfigError`, each problem prefixed by ``where``.
     """
-    classes = available_exporters()
-    cls = classes.get(name)
+    cls = available_exporters().get(name)
     if cls is None:
-        known = ", ".join(sorted(classes)) or "none"
-        raise ConfigError([f"unknown exporter {name!r}; installed exporters: {known}"])
+        from metricache.plugins import missing
+
+        raise ConfigError([missing("metricache_exporters", name)])
     parsed: object = parse_options(cls.options_class, dict(options or {}), where=where)
     return cls(parsed)

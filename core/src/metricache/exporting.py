@@ -7,7 +7,8 @@ bytes and its :class:`~metricache.exporters.ExportRequest`.
 One failing exporter never stops the others: its error is logged, counted in
 ``metricache_export_failures_total{exporter}`` and reported to the
 ``metricache_export_failed`` hook, and the next exporter runs. A lifecycle hook that
-raises is logged and ignored: observers never break an export.
+raises is logged and ignored, and the other plugins' hooks are still called:
+observers never break an export.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import attrs
 from metricache.exporters import Exporter, ExportReport, ExportRequest
 from metricache.formats import get_format
 from metricache.metrics import Counter
-from metricache.plugins import get_plugin_manager
+from metricache.plugins import call_each
 from metricache.registry import REGISTRY, Registry
 from metricache.snapshot import Snapshot
 
@@ -66,10 +67,12 @@ def failures_counter(registry: Registry) -> Counter:
 
 
 def _notify(hook_name: str, **kwargs: object) -> None:
-    try:
-        getattr(get_plugin_manager().hook, hook_name)(**kwargs)
-    except Exception:
-        log.exception("a %s hook raised; the export goes on", hook_name)
+    def failed(plugin: str, exc: BaseException) -> None:
+        log.error(
+            "a %s hook raised (plugin %r); the export goes on", hook_name, plugin, exc_info=exc
+        )
+
+    call_each(hook_name, kwargs, failed)
 
 
 def export_snapshot(

@@ -82,8 +82,9 @@ def metricache_trace_event(event: Event, mapping: EventMapping) -> None:
 def metricache_store_classes() -> Iterable[type[Store]] | None:
     """Return store classes (subclasses of :class:`~metricache.store.Store`).
 
-    Each class has a unique ``name``; two plugins offering the same name is an error
-    that names both.
+    Each class has a unique ``name``; when two plugins offer the same name, that name
+    is refused (asking for it is an error naming both) and the rest works. A plugin
+    whose registration hook raises is left out, with a warning.
     """
 
 
@@ -108,7 +109,8 @@ def metricache_cache_synced(report: SyncReport) -> None:
 def metricache_formats() -> Iterable[Format] | None:
     """Return format objects (subclasses of :class:`~metricache.formats.Format`).
 
-    Each has a unique ``name`` and the media types it answers to in ``Accept``.
+    Each has a unique ``name`` (a name two plugins offer is refused) and the media
+    types it answers to in ``Accept``.
     """
 
 
@@ -116,7 +118,8 @@ def metricache_formats() -> Iterable[Format] | None:
 def metricache_exporters() -> Iterable[type[Exporter]] | None:
     """Return exporter classes (subclasses of :class:`~metricache.exporters.Exporter`).
 
-    Each class has a unique ``name`` (``file``, ``stdout``, ``http``, ...).
+    Each class has a unique ``name`` (``file``, ``stdout``, ``http``, ...; a name two
+    plugins offer is refused).
     """
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import atexit
 import weakref
+from types import TracebackType
 from typing import TYPE_CHECKING
 
 from metricache.config import Config, load_config
@@ -17,7 +18,14 @@ from metricache.sync.syncer import Syncer
 if TYPE_CHECKING:
     from metricache.export.coordinator import ExportCoordinator
 
-__all__ = ["coordinator_of", "read_view", "start", "syncer_from_config"]
+__all__ = [
+    "ViewReader",
+    "coordinator_of",
+    "open_reader",
+    "read_view",
+    "start",
+    "syncer_from_config",
+]
 
 
 def syncer_from_config(
@@ -72,3 +80,53 @@ def read_view(config: Config, store: Store, instance_id: str | None = None) -> S
         retention=config.sync.retention,
         instance_id=instance_id,
     )
+
+
+class ViewReader:
+    """The configured store, opened to read its view from any process.
+
+    A reader process (an exporter, a dashboard, a script) needs the store *and* the
+    keys the syncers write: the namespace and retention of ``[sync]``. This holds
+    both, so :meth:`view` reads what the syncers of the same configuration wrote.
+    Made by :func:`open_reader`; close it when done (or use it in a ``with``).
+    """
+
+    def __init__(self, config: Config, store: Store) -> None:
+        self.config = config
+        self.store = store
+
+    def view(self, instance_id: str | None = None) -> Snapshot:
+        """Return the merged view (or, with ``instance_id``, that instance's own)."""
+        return read_view(self.config, self.store, instance_id)
+
+    def close(self) -> None:
+        """Close the store."""
+        self.store.close()
+
+    def __enter__(self) -> ViewReader:
+        return self
+
+    def __exit__(
+        self,
+        typ: type[BaseException] | None,
+        value: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<ViewReader {self.store.describe()} namespace={self.config.sync.namespace!r}>"
+
+
+def open_reader(config: Config | str | None = None) -> ViewReader:
+    """Open the configured store for reading its view (a Config, a file path, or found).
+
+    ``metricache.open_reader().view()`` is what a separate reader process needs: the
+    configuration is loaded as :func:`start` loads it (file, then ``METRICACHE_*``),
+    the store it names is opened, and the view is read with its ``[sync]`` namespace
+    and retention, so a store configured with other values than the defaults is read
+    at the keys its syncers wrote.
+    """
+    if not isinstance(config, Config):
+        config = load_config(config)
+    return ViewReader(config, open_store_from_config(config.store))

@@ -185,7 +185,18 @@ class Store:
         self.close()
 
     def after_fork(self) -> None:
-        """Drop connections inherited from the parent (called in a forked child)."""
+        """Drop connections inherited from the parent (called in a forked child).
+
+        A :class:`~metricache.sync.Syncer` calls it in the child right after
+        ``fork()`` (``os.register_at_fork``), in the thread that forked, before the
+        child's own code runs, for the store of every syncer the parent had. Nothing
+        calls it for a store no syncer uses: such a store checks ``os.getpid()``
+        itself before using a connection. Open new connections here (or lazily on
+        first use), and do not *close* the inherited ones: they share their sockets
+        with the parent, and closing may talk to the server for the parent (libpq's
+        close sends a Terminate message, ending the parent's session). Keep the
+        inherited objects referenced, or drop their sockets without a goodbye.
+        """
 
     def apply_sync(self, batch: SyncBatch) -> SyncOutcome:
         """Apply one sync batch (see :mod:`metricache.sync.apply`). (every store)
@@ -276,8 +287,15 @@ class Store:
     def incr(self, key: bytes, amount: int, ttl: float) -> int:
         """Add the signed 64-bit ``amount`` to the integer under ``key``. (``atomic``)
 
-        A missing key counts as 0. The key's TTL becomes ``ttl``. Returns the new
-        value. Concurrent calls never lose an update.
+        A missing key counts as 0. The key's TTL becomes ``ttl``, on every call (a
+        counter that is still incremented never expires; one that is not expires
+        ``ttl`` after its last increment). Returns the new value. Concurrent calls
+        never lose an update. The integer is kept as its decimal text, which
+        :meth:`read_counters` parses (a store that encodes it otherwise overrides
+        both). A result outside the signed 64-bit range never wraps around: the
+        value stays as it was and the store says so (raises
+        :class:`~metricache.errors.StoreError`, or reports it through
+        :meth:`on_corrupt`).
         """
         raise UnsupportedOperation(f"store {self.name!r} does not declare 'atomic'")
 

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 
 from metricache.config import StoreConfig, parse_options
 from metricache.errors import ConfigError
-from metricache.plugins import store_classes
+from metricache.plugins import missing, store_classes
 from metricache.store import Store
 
 __all__ = ["available_stores", "open_store", "open_store_from_config"]
@@ -22,13 +22,13 @@ def open_store(name: str, /, **options: object) -> Store:
 
     ``open_store("memory")``, ``open_store("redis", url="redis://127.0.0.1:6379/0")``.
     Option values may be text (as from ``--option key=value``); they are converted to
-    the types the store declares. Unknown or invalid options raise ConfigError.
+    the types the store declares. Unknown or invalid options raise ConfigError, as
+    does a store no plugin offers (naming the distribution to install, for
+    metricache's own stores) or two plugins offer (naming both).
     """
-    classes = available_stores()
-    cls = classes.get(name)
+    cls = available_stores().get(name)
     if cls is None:
-        known = ", ".join(sorted(classes)) or "none"
-        raise ConfigError([f"store.name: unknown store {name!r}; installed stores: {known}"])
+        raise ConfigError([f"store.name: {missing('metricache_store_classes', name)}"])
     parsed: object = parse_options(cls.options_class, options, where="store.options")
     return cls(parsed)
 

@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from metricache.store import Capability, Store
 
 from metricache_conformance.catalogue import Check
 from metricache_conformance.checking import (
+    WAIT_LIMIT,
     CheckFailed,
+    Inconclusive,
     expect,
     first_errors,
     plural,
+    retry_inconclusive,
     run_threads,
+    wait_until,
 )
 from metricache_conformance.context import Context
 
@@ -55,6 +60,42 @@ def incr_semantics(ctx: Context) -> None:
         store.delete(k)
 
 
+def incr_ttl(ctx: Context) -> None:
+    """Incr gives the key the TTL it is called with: a counter expires, a later incr extends it."""
+    store = ctx.store
+
+    def attempt() -> None:
+        expiring = ctx.fresh_key("incr-expiring")
+        extended = ctx.fresh_key("incr-extended")
+        started = time.monotonic()
+        store.incr(expiring, 1, 1)
+        store.incr(extended, 1, 1)
+        store.incr(extended, 1, 60)
+        # Written after the two above, so it expires no earlier than they would have.
+        marker = ctx.fresh_key("incr-marker")
+        store.set(marker, b"m", 1)
+        if time.monotonic() - started > 0.5:
+            raise Inconclusive("the machine stalled past the TTL while setting up")
+        gone = wait_until(lambda: store.get(marker) is None)
+        expect(gone, f"a key set with a TTL of 1 s was still there after {WAIT_LIMIT:.0f} s")
+        got = store.read_counters([extended]).get(extended)
+        expect(
+            got == 2,
+            "a counter incremented with ttl=1, then with ttl=60, expired with its first TTL "
+            f"(read_counters gave {got!r}, expected 2): incr must reset the key's TTL",
+        )
+        expired = wait_until(lambda: expiring not in store.read_counters([expiring]))
+        expect(
+            expired,
+            f"a counter written by incr(key, 1, ttl=1) was still there after {WAIT_LIMIT:.0f} s:"
+            " incr must give the key the TTL it is called with (counters that never expire "
+            "grow the store forever)",
+        )
+        store.delete(extended)
+
+    retry_inconclusive(attempt)
+
+
 def hammer(store: Store, args: dict[str, Any]) -> dict[str, Any]:
     """Make increments from ``threads`` threads sharing ``store`` (also a worker task).
 
@@ -90,13 +131,17 @@ def concurrent_increments(ctx: Context) -> None:
         "increments": scale.increments,
     }
     if distributed:
-        answers = ctx.workers("atomic.hammer", [args] * processes)
         setup = " x ".join(
             [plural(processes, "process"), plural(threads, "thread"), f"{scale.increments:,}"]
         )
     else:
-        answers = [hammer(ctx.store, args)]
         setup = f"{plural(threads, 'thread')} of one process x {scale.increments:,}"
+    total = processes * threads * scale.increments
+    ctx.progress(f"making {total:,} increments at once ({setup} increments each)...")
+    if distributed:
+        answers = ctx.workers("atomic.hammer", [args] * processes)
+    else:
+        answers = [hammer(ctx.store, args)]
     broken = [a for a in answers if a["failed_threads"]]
     if broken:
         raise CheckFailed(
@@ -125,5 +170,6 @@ def concurrent_increments(ctx: Context) -> None:
 
 CHECKS = [
     Check("atomic.incr_semantics", Capability.ATOMIC, incr_semantics),
+    Check("atomic.incr_ttl", Capability.ATOMIC, incr_ttl),
     Check("atomic.concurrent_increments", Capability.ATOMIC, concurrent_increments),
 ]

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
-import threading
 import time
 
 from metricache_conformance.catalogue import Check
@@ -19,15 +17,6 @@ from metricache_conformance.checking import (
 from metricache_conformance.context import Context
 
 __all__ = ["CHECKS"]
-
-_attempts = itertools.count()
-_attempts_lock = threading.Lock()
-
-
-def _fresh(ctx: Context, name: str) -> bytes:
-    with _attempts_lock:
-        n = next(_attempts)
-    return ctx.key(f"{name}-{n}")
 
 
 def get_set_delete(ctx: Context) -> None:
@@ -58,7 +47,7 @@ def ttl_expiry(ctx: Context) -> None:
     store = ctx.store
 
     def attempt() -> None:
-        key = _fresh(ctx, "expiring")
+        key = ctx.fresh_key("expiring")
         started = time.monotonic()
         store.set(key, b"short-lived", 1)
         if store.get(key) is None:
@@ -80,16 +69,16 @@ def ttl_refresh(ctx: Context) -> None:
     store = ctx.store
 
     def attempt() -> None:
-        single = _fresh(ctx, "refreshed")
-        many = _fresh(ctx, "refreshed-many")
-        absent = _fresh(ctx, "never-written")
+        single = ctx.fresh_key("refreshed")
+        many = ctx.fresh_key("refreshed-many")
+        absent = ctx.fresh_key("never-written")
         started = time.monotonic()
         store.set(single, b"kept by touch", 1)
         store.set(many, b"kept by touch_many", 1)
         touched = store.touch(single, 60)
         touched_many = store.touch_many([many, absent], 60)
         # Written after the two above, so it expires no earlier than they would have.
-        marker = _fresh(ctx, "marker")
+        marker = ctx.fresh_key("marker")
         store.set(marker, b"m", 1)
         if time.monotonic() - started > 0.5:
             raise Inconclusive("the machine stalled past the TTL while setting up")

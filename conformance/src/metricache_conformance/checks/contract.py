@@ -22,7 +22,7 @@ from metricache_conformance import scenario
 from metricache_conformance.catalogue import Check
 from metricache_conformance.checking import CheckFailed
 from metricache_conformance.context import Context
-from metricache_conformance.results import kept_capabilities
+from metricache_conformance.results import STRATEGY_CHECK, kept_capabilities
 
 __all__ = ["CHECKS", "sync_instance"]
 
@@ -124,5 +124,5 @@ def strategy_matches_row(ctx: Context) -> None:
 
 CHECKS = [
     Check("contract.end_to_end", None, end_to_end),
-    Check("contract.strategy", None, strategy_matches_row),
+    Check(STRATEGY_CHECK, None, strategy_matches_row),
 ]

@@ -32,19 +32,29 @@ def register(
     parser = sub.add_parser(
         "conformance",
         parents=parents,
-        help="check a store plugin against the capabilities it declares",
+        help="check a store plugin against the capabilities it declares (formats and "
+        "exporters: --formats, --exporters)",
         description="Run the conformance suite against a store plugin: basics (get/set/"
         "delete, TTLs, batch forms, maps), hostile keys and values, then each capability "
         "the store declares (distributed, atomic, cas, locking, exactly_once), and the "
         "end-to-end contract (two syncing processes give the view the strategy promises). "
-        "Prints one line per check and ends with the store's row of the compatibility "
-        "matrix. A capability the store does not declare is a named skip, or an "
+        "Prints one line per check (a check that needs backdoor helpers, which only a "
+        "StoreConformance class gives, is a named skip; a long check says first what it "
+        "does) and ends with the store's row of the compatibility matrix; a run of some "
+        "checks (--check) reports no strategy and no basics it did not check. A "
+        "capability the store does not declare is a named skip, or an "
         "'unexpected success' when its checks pass anyway. Exits 1 when a declared "
-        "promise is broken. Needs the metricache-conformance package.",
+        "promise is broken. With --formats or --exporters it runs the author's kits instead "
+        "(or as well, with a STORE or --all): every hostile snapshot renders to "
+        "deterministic bytes of the declared content type; an exporter delivers byte for "
+        "byte, fails naming a destination that is down without showing secrets, and "
+        "honours its timeout. Needs the metricache-conformance package.",
         epilog="examples: metricache conformance memory | metricache conformance redis "
         "--option url=redis://127.0.0.1:6379/0 | metricache conformance "
         "my_package.store:MyStore -o path=/tmp/x | metricache conformance --all --servers "
-        "--format markdown",
+        "--format markdown | metricache conformance --formats | metricache conformance "
+        "--exporters file http | metricache conformance --exporters "
+        "my_package.tests:TestMyExporter",
     )
     parser.add_argument(
         "store",
@@ -91,9 +101,28 @@ def register(
         default=[],
         help="run only this check, or the checks of this area (atomic); repeatable",
     )
+    parser.add_argument(
+        "--formats",
+        nargs="*",
+        metavar="NAME",
+        help="run the format kit on these formats (a name, or package.module:Class of a "
+        "Format or of a FormatConformance class); none named: every installed format",
+    )
+    parser.add_argument(
+        "--exporters",
+        nargs="*",
+        metavar="NAME",
+        help="run the exporter kit on these exporters: file, stdout and http (the kit has "
+        "their destinations), or package.module:Class of an ExporterConformance class; "
+        "none named: every installed exporter",
+    )
     parser.add_argument("--list-checks", action="store_true", help="list the checks and exit")
     parser.add_argument(
-        "--processes", type=_positive, default=4, help="processes of the atomic check (4)"
+        "--processes",
+        type=_positive,
+        default=4,
+        help="processes of the atomic check (4); processes x threads must be at least 2, "
+        "or no two increments could race",
     )
     parser.add_argument(
         "--threads", type=_positive, default=4, help="threads per process in checks (4)"

@@ -132,7 +132,8 @@ def register(
         "-f",
         metavar="NAME",
         help="format of any installed format plugin: prometheus, openmetrics, json, csv ... "
-        "(default: [export] format in the config, else prometheus)",
+        "(default: [export] format in the config, else prometheus when installed, else the "
+        "first installed format by name)",
     )
     parser.add_argument(
         "--output",

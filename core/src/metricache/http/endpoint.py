@@ -26,7 +26,7 @@ import attrs
 
 from metricache.config import Config, load_config
 from metricache.errors import FormatNotFound, MetricacheError, StoreError
-from metricache.formats import DEFAULT_FORMAT, available_formats, get_format, negotiate
+from metricache.formats import available_formats, get_format, negotiate
 from metricache.http.auth import Authorizer, AuthResult, BearerTokens, load_tokens
 from metricache.runtime import read_view
 from metricache.snapshot import Snapshot
@@ -136,7 +136,9 @@ class MetricsEndpoint:
     credentials: a request is allowed when a bearer token matches or the authorizer
     (called with the :class:`Request`) returns True; refused, it gets 401 when it
     carried no ``Authorization`` header and 403 when it did. ``/healthz`` needs none
-    and tells only ``ok`` or ``unavailable``.
+    and tells only ``ok`` or ``unavailable``. ``default_format`` answers a request
+    without ``Accept`` or with ``*/*`` (None, or not installed: ``prometheus`` when
+    installed, else the first installed format by name).
     """
 
     def __init__(
@@ -148,7 +150,7 @@ class MetricsEndpoint:
         authorizer: Authorizer | None = None,
         metrics_paths: Iterable[str] = ("/metrics", "/"),
         health_path: str = "/healthz",
-        default_format: str = DEFAULT_FORMAT,
+        default_format: str | None = None,
     ) -> None:
         self.view = view
         self.health = health

@@ -18,6 +18,7 @@ from collections.abc import Iterable
 import attrs
 from metricache import hookimpl
 from metricache.exporters import Exporter, ExportRequest
+from metricache.masking import mask_url
 
 __all__ = ["PushgatewayExporter", "PushgatewayOptions", "grouping_path", "metricache_exporters"]
 
@@ -96,9 +97,14 @@ class PushgatewayExporter(Exporter):
         put = urllib.request.Request(
             url, data=payload, method="PUT", headers={"Content-Type": request.content_type}
         )
-        # urlopen raises for 4xx and 5xx answers; the caller logs, counts and retries.
-        with urllib.request.urlopen(put, timeout=self.options.timeout) as response:
-            return f"{url} ({response.status})"
+        where = mask_url(url)  # a password in the URL is never shown
+        # urlopen raises for 4xx and 5xx answers, and on a timeout; its messages do not
+        # say where, so the error does. The caller logs, counts and retries.
+        try:
+            with urllib.request.urlopen(put, timeout=self.options.timeout) as response:
+                return f"{where} ({response.status})"
+        except OSError as exc:
+            raise OSError(f"PUT {where} failed: {getattr(exc, 'reason', exc)}") from None
 
 
 @hookimpl
