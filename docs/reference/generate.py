@@ -93,12 +93,13 @@ def rst_to_markdown(doc: str) -> str:
     """Turn a docstring's reStructuredText into Markdown paragraphs and bullet lists.
 
     Handles what metricache's docstrings use: paragraphs, ````literal```` text,
-    ``:class:`...``` roles, and definition lists (a line holding only a
-    ````name````, its text indented below).
+    ``:class:`...``` roles, bullet lists (``* `` items, continued by indented lines)
+    and definition lists (a line holding only a ````name````, its text indented below).
     """
     blocks: list[str] = []
     paragraph: list[str] = []
     items: list[list[str]] = []
+    bullets: list[list[str]] = []
 
     def close() -> None:
         if paragraph:
@@ -107,11 +108,20 @@ def rst_to_markdown(doc: str) -> str:
         if items:
             blocks.append("\n".join(f"- `{i[0]}`: {_inline(' '.join(i[1:]))}" for i in items))
             items.clear()
+        if bullets:
+            blocks.append("\n".join(f"- {_inline(' '.join(b))}" for b in bullets))
+            bullets.clear()
 
     for line in inspect.cleandoc(doc).splitlines():
         term = _TERM.match(line)
         if not line.strip():
             close()
+        elif line.startswith("* "):
+            if paragraph or items:
+                close()
+            bullets.append([line[2:].strip()])
+        elif bullets and line.startswith("  "):
+            bullets[-1].append(line.strip())
         elif term:
             if paragraph:
                 close()
@@ -806,18 +816,29 @@ def store_api_page() -> str:
     out.append(rst_to_markdown(batch_module.__doc__ or "") + "\n")
     out.append(
         "A store receives batches through `Store.apply_sync`. The default below uses the "
-        "primitives; a store that applies a batch atomically and recognises a batch it "
-        "applied before (same incarnation `token`, `seq` not above the last one applied: "
-        "it answers `DUPLICATE` and applies nothing) overrides it and declares "
-        "`exactly_once`; the conformance check `exactly_once.apply_twice` holds it to that.\n"
+        "primitives and applies a batch step by step (at least once). A store that can "
+        "run `apply_exactly_once` atomically (under a lock, in one transaction) wraps it "
+        "in its `apply_sync` and declares `exactly_once`: every write then leaves a "
+        "*trace* of its incarnation (`token`) and batch number (`seq`) in its series, and "
+        "a batch sent again (`retry`) skips, series by series, the writes whose trace "
+        "shows they were applied. A trace lives as long as its series (there is no "
+        "separate sequence record to keep alive): a retry, however late, meets either the "
+        "trace or a series that is gone, and a series that is gone is a new life into "
+        "which the writer sends its whole contribution. A store that applies batches its "
+        "own way (Redis runs one script) keeps the same rules; the conformance checks "
+        "`series.lives`, `exactly_once.apply_twice` and `exactly_once.late_retry` hold "
+        "it to them.\n"
     )
-    for name in ("SyncBatch", "SyncOutcome"):
+    for name in ("SyncBatch", "SyncOutcome", "GaugeUpdate"):
         out += _described(f"`{name}`", getattr(batch_module, name))
     out += _described("`OutcomeStatus`", batch_module.OutcomeStatus)
     out += [*_enum_members(batch_module.OutcomeStatus), ""]
     out += _described("`PartialApply`", batch_module.PartialApply)
     out.append("### The default `apply_sync` (`metricache.sync.apply`)\n")
     out.append(rst_to_markdown(apply_module.__doc__ or "") + "\n")
+    for name in ("apply_generic", "apply_exactly_once"):
+        function = getattr(apply_module, name)
+        out += _described(f"`{name}`", function, _format_signature(name, function))
     return "\n".join(out).rstrip("\n") + "\n"
 
 

@@ -105,8 +105,13 @@ def page_of(sid: str, pages: int) -> int:
 class SyncBatch:
     """One sync's worth of changes from one instance.
 
-    ``epoch`` is the store epoch the deltas were computed against; a store whose
-    epoch differs applies nothing and answers ``EPOCH_CHANGED`` (installing
+    ``writes`` are ``(series id, expected life or "", part names, deltas)``: the
+    series is ``keyspace.series(series id)`` (and, on stores without maps, each part
+    ``keyspace.part(series id, part)``); deltas are signed 64-bit integers aligned
+    with the parts, zeros included. ``refresh`` are ``(series id, expected life, part
+    names)``. ``gauges`` is this instance's :class:`GaugeUpdate` (only the last batch
+    of a sync carries one). ``epoch`` is the store epoch the deltas were computed
+    against; a store whose epoch differs applies nothing and answers ``EPOCH_CHANGED`` (installing
     ``proposed_epoch`` first if it has none). ``life`` is the life of the series this
     batch creates. ``retry`` marks a batch sent again after its answer was lost.
     ``prune`` lists series whose trace of this incarnation may be dropped (the
