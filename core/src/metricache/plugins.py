@@ -17,9 +17,8 @@ import inspect
 import logging
 import os
 import threading
-from collections.abc import Iterable
 from importlib import metadata
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 import attrs
 import pluggy
@@ -51,9 +50,6 @@ log = logging.getLogger("metricache.plugins")
 _manager: pluggy.PluginManager | None = None
 _lock = threading.Lock()
 _dists: dict[str, tuple[str, str]] = {}  # plugin name -> (distribution, version)
-_installed_registries: set[int] = set()
-
-T = TypeVar("T")
 
 KIND_BY_HOOK = {
     "metricache_store_classes": "store",
@@ -200,7 +196,6 @@ def reset_plugin_manager() -> None:
     with _lock:
         _manager = None
         _dists.clear()
-        _installed_registries.clear()
         _named_cache.clear()
 
 
@@ -287,16 +282,7 @@ def plugin_of(hook_name: str, name: str) -> str | None:
 
 
 def install_collectors(registry: Registry) -> None:
-    """Add the plugins' collectors to ``registry`` (once per registry)."""
-    key = id(registry)
-    with _lock:
-        if key in _installed_registries:
-            return
-        _installed_registries.add(key)
-    for answer in get_plugin_manager().hook.metricache_collectors(registry=registry):
-        for collector in _as_list(answer):
-            registry.register_collector(collector)
+    """Add the plugins' collectors to ``registry`` once (see :mod:`metricache.collectors`)."""
+    from metricache.collectors import install_collectors as install
 
-
-def _as_list(answer: Iterable[T] | None) -> list[T]:
-    return list(answer) if answer is not None else []
+    install(registry)
