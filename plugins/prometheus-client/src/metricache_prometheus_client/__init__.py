@@ -5,8 +5,8 @@ Installed, this plugin makes :func:`metricache.start` sync every metric register
 metricache's own metrics: code instrumented with prometheus_client, directly or
 through a library, needs no change and no ``PROMETHEUS_MULTIPROC_DIR``. A program
 that runs its own :class:`~metricache.Syncer`, or bridges another registry, calls
-:func:`bridge`. :func:`expose_merged` makes a prometheus_client registry serve the
-merged view of every instance.
+:func:`bridge`; :func:`start` is both in one call. :func:`expose_merged` makes a
+prometheus_client registry serve the merged view of every instance.
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ from metricache_prometheus_client.modes import (
     MULTIPROCESS_MODES,
     merge_of_mode,
 )
+from metricache_prometheus_client.runtime import start
 
 __all__ = [
     "DEFAULT_COLLECTORS",
@@ -53,6 +54,7 @@ __all__ = [
     "expose_merged",
     "merge_of_mode",
     "metric_of_family",
+    "start",
     "unbridge",
 ]
 
