@@ -19,6 +19,13 @@ from metricache.errors import (
     StoreUnavailable,
 )
 from metricache.events import Event, EventMapping, EventRouter
+from metricache.exposition import (
+    CONTENT_TYPE_LATEST,
+    generate_latest,
+    make_asgi_app,
+    make_wsgi_app,
+    start_http_server,
+)
 from metricache.formats import Format, content_type, negotiate, render
 from metricache.hookspecs import hookimpl
 from metricache.metrics import DEFAULT_BUCKETS, Counter, Gauge, Histogram
@@ -43,6 +50,7 @@ except _metadata.PackageNotFoundError:  # pragma: no cover - running from a bare
     __version__ = "0+unknown"
 
 __all__ = [
+    "CONTENT_TYPE_LATEST",
     "DEFAULT_BUCKETS",
     "REGISTRY",
     "Capability",
@@ -73,11 +81,15 @@ __all__ = [
     "ViewKind",
     "__version__",
     "content_type",
+    "generate_latest",
     "hookimpl",
     "load_config",
+    "make_asgi_app",
+    "make_wsgi_app",
     "merged_snapshot",
     "negotiate",
     "open_store",
     "render",
     "start",
+    "start_http_server",
 ]
