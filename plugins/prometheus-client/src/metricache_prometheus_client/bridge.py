@@ -86,9 +86,6 @@ DEFAULT_COLLECTORS: tuple[type, ...] = (ProcessCollector, PlatformCollector, GCC
 """prometheus_client's own per-process collectors, skipped without a warning."""
 
 _Key = tuple[str, ...]
-# What the bridge remembers of a counter, histogram or summary series between two
-# collections: when prometheus_client created it, and its raw cumulative value(s).
-_Seen = tuple[Any, Any]
 
 
 def _read(value: Any) -> float:
@@ -99,6 +96,86 @@ def _read(value: Any) -> float:
         return result
     got: float = value.get()
     return got
+
+
+class _Track:
+    """What the bridge remembers of one family's cumulative series between collections.
+
+    ``last`` holds each series' value as read (a float, or a histogram sample),
+    ``born`` when prometheus_client created it (None for a custom collector's), and
+    ``offsets`` what a restarted series had reached before, added to what it reports
+    so that it never goes back. Updated in place: a collection allocates nothing per
+    series here.
+    """
+
+    __slots__ = ("born", "last", "offsets")
+
+    def __init__(self) -> None:
+        self.last: dict[_Key, Any] = {}
+        self.born: dict[_Key, Any] = {}
+        self.offsets: dict[_Key, Any] = {}
+
+    def restarted(self, key: _Key, previous: Any) -> None:
+        """Record that a series started again from zero after reaching ``previous``."""
+        before = self.offsets.get(key)
+        if isinstance(previous, HistogramSample):
+            if before is not None:
+                previous = HistogramSample(
+                    key,
+                    tuple(a + b for a, b in zip(before.buckets, previous.buckets)),
+                    before.sum + previous.sum,
+                    before.count + previous.count,
+                )
+            self.offsets[key] = previous
+        else:
+            self.offsets[key] = previous + (before or 0.0)
+
+    def histogram(self, sample: HistogramSample, created: Any) -> HistogramSample:
+        """Track one histogram series read now; return it as read."""
+        key = sample.labels
+        previous = self.last.get(key)
+        if previous is not None and (
+            sample.count < previous.count or self.born.get(key) != created
+        ):
+            self.restarted(key, previous)
+        self.last[key] = sample
+        self.born[key] = created
+        return sample
+
+    def _forget_others(self, keys: list[_Key]) -> None:
+        # A series missing from a collection is forgotten, as the syncer forgets it.
+        kept = set(keys)
+        for table in (self.last, self.born, self.offsets):
+            for key in [k for k in table if k not in kept]:
+                del table[key]
+
+    def settle(self, keys: list[_Key], values: list[float]) -> list[float]:
+        """Forget series not read this time; return ``values`` with the offsets added."""
+        if len(self.last) > len(keys):
+            self._forget_others(keys)
+        offsets = self.offsets
+        if not offsets:
+            return values
+        return [value + offsets.get(key, 0.0) for key, value in zip(keys, values)]
+
+    def settle_histograms(self, samples: list[HistogramSample]) -> list[HistogramSample]:
+        """Forget series not read this time; return ``samples`` with the offsets added."""
+        if len(self.last) > len(samples):
+            self._forget_others([s.labels for s in samples])
+        offsets = self.offsets
+        if not offsets:
+            return samples
+        out = []
+        for sample in samples:
+            offset = offsets.get(sample.labels)
+            if offset is None:
+                out.append(sample)
+                continue
+            buckets = tuple(a + b for a, b in zip(sample.buckets, offset.buckets))
+            out.append(
+                HistogramSample(sample.labels, buckets, sample.sum + offset.sum, buckets[-1])
+            )
+        return out
 
 
 class Bridge:
@@ -125,8 +202,7 @@ class Bridge:
         # The metricache registry, weakly: it holds this bridge among its collectors.
         self._into = weakref.ref(into)
         self._lock = threading.Lock()
-        self._seen: dict[str, dict[_Key, _Seen]] = {}
-        self._offsets: dict[str, dict[_Key, Any]] = {}
+        self._tracks: dict[str, _Track] = {}
         self._inherited: Inherited = {}
         self._warned: set[str] = set()
         self._accepted: set[tuple[str, tuple[str, ...], MetricType]] = set()
@@ -151,7 +227,7 @@ class Bridge:
         with registry._lock:
             collectors = list(registry._collector_to_names.items())
             target = dict(registry._target_info or {})
-        seen: dict[str, dict[_Key, _Seen]] = {}
+        present: set[str] = set()
         families: list[Family] = []
         skipped: list[str] = []
         if target:
@@ -169,28 +245,25 @@ class Bridge:
         for collector, exposed in collectors:
             if isinstance(collector, MetricWrapperBase):
                 try:
-                    family = self._read_metric(collector, seen)
+                    family = self._read_metric(collector, present)
                 except AttributeError:
                     # Not laid out as the prometheus_client we know: read its rows.
-                    families.extend(self._read_collector(collector, seen))
+                    families.extend(self._read_collector(collector, present))
                 else:
                     families.append(family)
             elif is_merged_view(collector):
                 continue  # the store's view: reading it back would count it again
             elif self.include_custom:
-                families.extend(self._read_collector(collector, seen))
+                families.extend(self._read_collector(collector, present))
             elif not isinstance(collector, DEFAULT_COLLECTORS):
                 skipped.append(_describe(collector, exposed))
-        self._seen = seen
-        for name in [n for n in self._offsets if n not in seen]:
-            del self._offsets[name]
+        for name in [n for n in self._tracks if n not in present]:
+            del self._tracks[name]  # gone for a collection: forgotten, as the syncer forgets
         if skipped:
             self._warn_skipped(skipped)
         return [family for family in families if self._accept(family)]
 
-    def _read_collector(
-        self, collector: Any, seen: dict[str, dict[_Key, _Seen]]
-    ) -> Iterable[Family]:
+    def _read_collector(self, collector: Any, present: set[str]) -> Iterable[Family]:
         try:
             metrics = list(collector.collect())
         except Exception:
@@ -214,20 +287,20 @@ class Bridge:
                 )
                 continue
             if family.type is MetricType.COUNTER:
-                family = self._monotonic_values(family, seen)
+                family = self._monotonic_values(family, present)
             elif family.type is MetricType.HISTOGRAM:
-                family = self._monotonic_histograms(family, seen)
+                family = self._monotonic_histograms(family, present)
             out.append(family)
         return out
 
-    def _read_metric(self, metric: MetricWrapperBase, seen: dict[str, dict[_Key, _Seen]]) -> Family:
+    def _read_metric(self, metric: MetricWrapperBase, present: set[str]) -> Family:
         """Read one of prometheus_client's metric objects, series by series."""
         if isinstance(metric, Counter):
-            return self._read_counter(metric, seen)
+            return self._read_counter(metric, present)
         if isinstance(metric, Histogram):
-            return self._read_histogram(metric, seen)
+            return self._read_histogram(metric, present)
         if isinstance(metric, Summary):
-            return self._read_summary(metric, seen)
+            return self._read_summary(metric, present)
         if isinstance(metric, Gauge):
             return self._read_gauge(metric)
         if isinstance(metric, Info):
@@ -236,77 +309,74 @@ class Bridge:
             return self._read_enum(metric)
         raise AttributeError(f"unknown prometheus_client metric type {metric._type!r}")
 
-    def _read_counter(self, metric: Counter, seen: dict[str, dict[_Key, _Seen]]) -> Family:
+    def _track(self, name: str, present: set[str]) -> _Track:
+        present.add(name)
+        track = self._tracks.get(name)
+        if track is None:
+            track = self._tracks[name] = _Track()
+        return track
+
+    def _read_counter(self, metric: Counter, present: set[str]) -> Family:
         name = metric._name
-        before = self._seen.get(name)
-        now: dict[_Key, _Seen] = {}
-        labelsets = []
-        values = []
+        track = self._track(name, present)
+        last, born = track.last, track.born
+        labelsets: list[_Key] = []
+        values: list[float] = []
+        mutex = MutexValue
         for key, child in children_of(metric):
-            value = _read(child._value)
+            raw = child._value
+            value: float = raw._value if type(raw) is mutex else raw.get()
             created = child._created
-            if before is not None:
-                previous = before.get(key)
-                if previous is not None and (previous[0] != created or value < previous[1]):
-                    self._restarted(name, key, previous[1])
-            now[key] = (created, value)
+            previous = last.get(key)
+            if previous is not None and (value < previous or born[key] != created):
+                track.restarted(key, previous)
+            last[key] = value
+            born[key] = created
             labelsets.append(key)
             values.append(value)
-        seen[name] = now
-        offsets = self._offsets.get(name)
-        if offsets:
-            values = self._with_offsets(offsets, now, labelsets, values)
         return Family(
             name,
             MetricType.COUNTER,
             metric._documentation,
             tuple(metric._labelnames),
-            SampleColumns(labelsets, values),
+            SampleColumns(labelsets, track.settle(labelsets, values)),
             unit=metric._unit,
         )
 
-    def _read_histogram(self, metric: Histogram, seen: dict[str, dict[_Key, _Seen]]) -> Family:
+    def _read_histogram(self, metric: Histogram, present: set[str]) -> Family:
         name = metric._name
-        bounds = tuple(float(b) for b in metric._upper_bounds)
+        track = self._track(name, present)
         samples = []
-        now: dict[_Key, _Seen] = {}
         for key, child in children_of(metric):
             cumulative = tuple(int(c) for c in accumulate([_read(b) for b in child._buckets]))
-            samples.append(HistogramSample(key, cumulative, _read(child._sum), cumulative[-1]))
-            now[key] = (child._created, None)
-        return self._track_histograms(
-            Family(
-                name,
-                MetricType.HISTOGRAM,
-                metric._documentation,
-                tuple(metric._labelnames),
-                samples,
-                unit=metric._unit,
-                buckets=bounds,
-            ),
-            now,
-            seen,
+            sample = HistogramSample(key, cumulative, _read(child._sum), cumulative[-1])
+            samples.append(track.histogram(sample, child._created))
+        return Family(
+            name,
+            MetricType.HISTOGRAM,
+            metric._documentation,
+            tuple(metric._labelnames),
+            track.settle_histograms(samples),
+            unit=metric._unit,
+            buckets=tuple(float(b) for b in metric._upper_bounds),
         )
 
-    def _read_summary(self, metric: Summary, seen: dict[str, dict[_Key, _Seen]]) -> Family:
+    def _read_summary(self, metric: Summary, present: set[str]) -> Family:
+        name = metric._name
+        track = self._track(name, present)
         samples = []
-        now: dict[_Key, _Seen] = {}
         for key, child in children_of(metric):
             count = int(_read(child._count))
-            samples.append(HistogramSample(key, (count,), _read(child._sum), count))
-            now[key] = (child._created, None)
-        return self._track_histograms(
-            Family(
-                metric._name,
-                MetricType.HISTOGRAM,
-                metric._documentation,
-                tuple(metric._labelnames),
-                samples,
-                unit=metric._unit,
-                buckets=SUMMARY_BUCKETS,
-            ),
-            now,
-            seen,
+            sample = HistogramSample(key, (count,), _read(child._sum), count)
+            samples.append(track.histogram(sample, child._created))
+        return Family(
+            name,
+            MetricType.HISTOGRAM,
+            metric._documentation,
+            tuple(metric._labelnames),
+            track.settle_histograms(samples),
+            unit=metric._unit,
+            buckets=SUMMARY_BUCKETS,
         )
 
     def _read_gauge(self, metric: Gauge) -> Family:
@@ -385,101 +455,47 @@ class Bridge:
             merge=self.merge.get(name, ENUM_MERGE),
         )
 
-    # -- restarts of cumulative series --------------------------------------------------
+    # -- restarts of a custom collector's cumulative series -----------------------------
 
-    def _restarted(self, name: str, key: _Key, previous: Any) -> None:
-        """Record that a series restarted from zero after reaching ``previous``."""
-        offsets = self._offsets.setdefault(name, {})
-        before = offsets.get(key)
-        if isinstance(previous, tuple):
-            offsets[key] = previous if before is None else tuple(map(sum, zip(before, previous)))
-        else:
-            offsets[key] = previous + (before or 0.0)
-
-    @staticmethod
-    def _with_offsets(
-        offsets: dict[_Key, Any], now: dict[_Key, _Seen], labelsets: list[_Key], values: list[float]
-    ) -> list[float]:
-        for key in [k for k in offsets if k not in now]:
-            del offsets[key]  # gone for a collection: forgotten, as the syncer forgets it
-        return [value + offsets.get(key, 0.0) for key, value in zip(labelsets, values)]
-
-    def _monotonic_values(self, family: Family, seen: dict[str, dict[_Key, _Seen]]) -> Family:
+    def _monotonic_values(self, family: Family, present: set[str]) -> Family:
         """Counters of a custom collector: a value that went back is a restart."""
-        name = family.name
-        before = self._seen.get(name)
-        now: dict[_Key, _Seen] = {}
-        labelsets = []
-        values = []
+        track = self._track(family.name, present)
+        last = track.last
+        labelsets: list[_Key] = []
+        values: list[float] = []
         for sample in family.samples:
             if not isinstance(sample, Sample):
                 continue
             key, value = sample.labels, sample.value
-            if before is not None:
-                previous = before.get(key)
-                if previous is not None and value < previous[1]:
-                    self._restarted(name, key, previous[1])
-            now[key] = (None, value)
+            previous = last.get(key)
+            if previous is not None and value < previous:
+                track.restarted(key, previous)
+            last[key] = value
             labelsets.append(key)
             values.append(value)
-        seen[name] = now
-        offsets = self._offsets.get(name)
-        if offsets:
-            values = self._with_offsets(offsets, now, labelsets, values)
         return Family(
-            name,
+            family.name,
             family.type,
             family.documentation,
             family.labelnames,
-            SampleColumns(labelsets, values),
+            SampleColumns(labelsets, track.settle(labelsets, values)),
             unit=family.unit,
         )
 
-    def _monotonic_histograms(self, family: Family, seen: dict[str, dict[_Key, _Seen]]) -> Family:
-        now: dict[_Key, _Seen] = {s.labels: (None, None) for s in family.samples}
-        return self._track_histograms(family, now, seen)
-
-    def _track_histograms(
-        self, family: Family, now: dict[_Key, _Seen], seen: dict[str, dict[_Key, _Seen]]
-    ) -> Family:
-        """Detect restarted histogram series (``now`` holds their creation times)."""
-        name = family.name
-        before = self._seen.get(name)
-        for sample in family.samples:
-            if not isinstance(sample, HistogramSample):
-                continue
-            raw = (*sample.buckets, sample.sum)
-            created = now[sample.labels][0]
-            if before is not None:
-                previous = before.get(sample.labels)
-                if previous is not None and (
-                    previous[0] != created
-                    or any(b < p for b, p in zip(sample.buckets, previous[1]))
-                ):
-                    self._restarted(name, sample.labels, previous[1])
-            now[sample.labels] = (created, raw)
-        seen[name] = now
-        offsets = self._offsets.get(name)
-        if not offsets:
-            return family
-        for key in [k for k in offsets if k not in now]:
-            del offsets[key]
-        samples = []
-        for sample in family.samples:
-            offset = offsets.get(sample.labels)
-            if offset is None or not isinstance(sample, HistogramSample):
-                samples.append(sample)
-                continue
-            buckets = tuple(int(b + o) for b, o in zip(sample.buckets, offset))
-            samples.append(
-                HistogramSample(sample.labels, buckets, sample.sum + offset[-1], buckets[-1])
-            )
+    def _monotonic_histograms(self, family: Family, present: set[str]) -> Family:
+        """Histograms of a custom collector: a count that went back is a restart."""
+        track = self._track(family.name, present)
+        samples = [
+            track.histogram(sample, None)
+            for sample in family.samples
+            if isinstance(sample, HistogramSample)
+        ]
         return Family(
-            name,
+            family.name,
             family.type,
             family.documentation,
             family.labelnames,
-            samples,
+            track.settle_histograms(samples),
             unit=family.unit,
             buckets=family.buckets,
         )
@@ -501,8 +517,7 @@ class Bridge:
 
     def _after_fork_in_child(self) -> None:
         self._lock = threading.Lock()
-        self._seen = {}
-        self._offsets = {}
+        self._tracks = {}
         self._inherited = restart_values(self.registry)
 
     # -- what is left out ----------------------------------------------------------------
