@@ -347,8 +347,14 @@ class Bridge:
         name = metric._name
         track = self._track(name, present)
         samples = []
+        mutex = MutexValue
         for key, child in children_of(metric):
-            cumulative = tuple(int(c) for c in accumulate([_read(b) for b in child._buckets]))
+            buckets = child._buckets
+            if type(buckets[0]) is mutex:
+                counts = [bucket._value for bucket in buckets]
+            else:
+                counts = [bucket.get() for bucket in buckets]
+            cumulative = tuple(map(int, accumulate(counts)))
             sample = HistogramSample(key, cumulative, _read(child._sum), cumulative[-1])
             samples.append(track.histogram(sample, child._created))
         return Family(

@@ -25,7 +25,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Hashable
+from collections.abc import Hashable, Iterator
 from typing import Any
 
 from metricache.snapshot import GaugeMerge
@@ -44,13 +44,16 @@ Inherited = dict[tuple[str, tuple[str, ...]], Hashable]
 of a metric child -> its token (see :func:`token_of`)."""
 
 
-def children_of(metric: MetricWrapperBase) -> list[tuple[tuple[str, ...], Any]]:
-    """Return ``(label values, child)`` of every series of a prometheus_client metric."""
+def children_of(metric: MetricWrapperBase) -> Iterator[tuple[tuple[str, ...], Any]]:
+    """Iterate ``(label values, child)`` over every series of a prometheus_client metric."""
     if metric._labelnames:
+        # Two lists rather than a list of pairs: no tuple per series to allocate.
         with metric._lock:
-            items: list[tuple[tuple[str, ...], Any]] = list(metric._metrics.items())  # type: ignore[arg-type]
-        return items
-    return [((), metric)]
+            series: dict[tuple[str, ...], Any] = metric._metrics  # type: ignore[assignment]
+            keys = list(series)
+            children = list(series.values())
+        return zip(keys, children)
+    return iter([((), metric)])
 
 
 def token_of(kind: str | None, child: Any) -> Hashable:
