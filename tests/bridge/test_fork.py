@@ -6,6 +6,7 @@ by that process; a child reports only what it records itself.
 
 from __future__ import annotations
 
+import math
 import multiprocessing
 import os
 import signal
@@ -94,13 +95,11 @@ def test_counts_recorded_before_a_fork_are_counted_once_by_the_parent(app: App) 
     app.syncer.start()  # running in the parent, as with gunicorn --preload
     app.requests.labels("/").inc(5)
     app.latency.observe(0.5)
-    app.size.observe(10)
 
     def worker(i: int) -> None:
         for _ in range(100):
             app.requests.labels("/").inc()
         app.latency.observe(2.0)
-        app.size.observe(1)
         app.syncer.stop()  # the final sync a worker makes when it exits
 
     fork_children(3, worker)
@@ -108,7 +107,18 @@ def test_counts_recorded_before_a_fork_are_counted_once_by_the_parent(app: App) 
     view = app.view()
     assert values(view, "requests") == {("/",): 305.0}
     assert view["latency_seconds"].sample() == HistogramSample((), (1, 4), 6.5, 4)
-    assert view["size_bytes"].sample() == HistogramSample((), (4,), 13.0, 4)
+
+
+def test_summaries_recorded_before_a_fork_are_counted_once_by_the_parent(app: App) -> None:
+    app.size.observe(10)
+
+    def worker(i: int) -> None:
+        app.size.observe(1)
+        assert app.syncer.flush().ok
+
+    fork_children(3, worker)
+    assert app.syncer.flush().ok
+    assert app.view()["size_bytes"].sample() == HistogramSample((), (4,), 13.0, 4)
 
 
 def test_a_child_starts_from_zero_and_the_parent_keeps_its_own_values(app: App) -> None:
@@ -152,6 +162,19 @@ def test_gauges_set_before_a_fork_are_reported_by_the_parent_alone(app: App) -> 
     pids = values(view, "worker_pid")
     assert set(pids) == {(parent,), (children["1"],)}  # the others set nothing themselves
     assert pids[(parent,)] == float(os.getpid())
+
+
+def test_an_inherited_nan_gauge_stays_out_until_the_child_sets_a_number(app: App) -> None:
+    app.pid.set(math.nan)
+
+    def worker(i: int) -> None:
+        families = {f.name: f for f in app.bridge()}
+        assert families["worker_pid"].samples == ()  # NaN, as inherited: the parent's
+        app.pid.set(7)
+        families = {f.name: f for f in app.bridge()}
+        assert [s.value for s in families["worker_pid"].samples] == [7.0]  # type: ignore[union-attr]
+
+    fork_children(1, worker)
 
 
 def test_a_lock_held_by_another_thread_at_fork_is_free_in_the_child(app: App) -> None:

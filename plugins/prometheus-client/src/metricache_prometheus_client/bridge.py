@@ -515,9 +515,12 @@ class Bridge:
         if found is _MISSING:
             return False
         if found == token or (
-            isinstance(found, float) and isinstance(token, float) and math.isnan(found)
+            isinstance(found, float)
+            and isinstance(token, float)
+            and math.isnan(found)
+            and math.isnan(token)
         ):
-            return True
+            return True  # NaN equals nothing, not even the NaN it was
         del self._inherited[ident]  # changed by the child: its own from now on
         return False
 
