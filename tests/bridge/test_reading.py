@@ -315,7 +315,10 @@ def test_a_family_named_like_a_native_metric_is_left_out_with_a_warning(
 def test_a_name_metricache_rejects_is_left_out_with_a_warning(
     peer: prometheus_client.CollectorRegistry, caplog: pytest.LogCaptureFixture
 ) -> None:
-    prometheus_client.Counter("caf\u00e9", "UTF-8 name", registry=peer).inc()
+    try:
+        prometheus_client.Counter("caf\u00e9", "UTF-8 name", registry=peer).inc()
+    except ValueError:
+        pytest.skip("this prometheus_client version refuses UTF-8 names itself")
     made = bridge(peer, metricache.Registry())
     try:
         with caplog.at_level(logging.WARNING, logger="metricache.prometheus_client"):
