@@ -42,7 +42,7 @@ from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import CollectorRegistry
 from prometheus_client.utils import floatToGoString as _untyped_go_string
 
-from metricache_prometheus_client.bridge import bridges, is_merged_view
+from metricache_prometheus_client.bridging import bridges, is_merged_view
 
 __all__ = ["MergedCollector", "MergedExposition", "expose_merged", "metric_of_family"]
 

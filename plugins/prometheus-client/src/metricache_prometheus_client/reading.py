@@ -4,7 +4,7 @@ What a collector's ``collect()`` returns (``Metric`` objects holding ``Sample`` 
 becomes :class:`~metricache.snapshot.Family` objects here. This is the general path:
 a row carries its full name (``x_total``, ``x_bucket``, ``x_sum``) and its labels as
 a dict, so rows are grouped back into series. The bridge reads prometheus_client's
-own metric classes more directly (see :mod:`.bridge`) and arrives at the same
+own metric classes more directly (see :mod:`.bridging`) and arrives at the same
 families.
 
 The mapping, type by type:

@@ -7,7 +7,7 @@ from metricache.config import Config
 from metricache.sync.syncer import Syncer
 from prometheus_client.registry import CollectorRegistry
 
-from metricache_prometheus_client.bridge import bridge
+from metricache_prometheus_client.bridging import bridge
 from metricache_prometheus_client.merged import expose_merged
 
 __all__ = ["start"]

@@ -36,7 +36,7 @@ import math
 import os
 import threading
 import weakref
-from collections.abc import Callable, Hashable, Iterable, Mapping
+from collections.abc import Hashable, Iterable, Mapping
 from itertools import accumulate
 from typing import Any
 
@@ -74,8 +74,8 @@ __all__ = [
     "DEFAULT_COLLECTORS",
     "Bridge",
     "bridge",
+    "bridge_for",
     "bridges",
-    "collectors_for",
     "is_merged_view",
     "unbridge",
 ]
@@ -626,20 +626,24 @@ def bridge(
     """
     registry = PROMETHEUS_REGISTRY if registry is None else registry
     into = REGISTRY if into is None else into
-    made, created = _bridge_for(registry, into, include_custom=include_custom, merge=merge)
+    made, created = bridge_for(registry, into, include_custom=include_custom, merge=merge)
     if created:
         into.register_collector(made)
     return made
 
 
-def _bridge_for(
+def bridge_for(
     registry: CollectorRegistry,
     into: Registry,
     *,
     include_custom: bool = False,
     merge: Mapping[str, str | GaugeMerge] | None = None,
 ) -> tuple[Bridge, bool]:
-    """Return the bridge of ``registry`` into ``into``, and whether it is new."""
+    """Return the bridge of ``registry`` into ``into``, and whether it is new.
+
+    A new bridge is not registered in ``into``: :func:`bridge` does that, the plugin's
+    hook lets :func:`~metricache.collectors.install_collectors` do it.
+    """
     with _lock:
         per_registry = _bridges.setdefault(into, {})
         found = per_registry.get(id(registry))
@@ -671,19 +675,6 @@ def bridges() -> list[Bridge]:
     """Return every bridge in use in this process."""
     with _lock:
         return list(_live)
-
-
-def collectors_for(into: Registry) -> list[Callable[[], Iterable[Family]]]:
-    """The ``metricache_collectors`` hook's answer: ``prometheus_client.REGISTRY``'s bridge.
-
-    Only for ``metricache.REGISTRY`` (the registry :func:`metricache.start` syncs by
-    default): bridging one prometheus_client registry into two synced registries would
-    count its values twice. Nothing when that bridge exists already.
-    """
-    if into is not REGISTRY:
-        return []
-    made, created = _bridge_for(PROMETHEUS_REGISTRY, into)
-    return [made] if created else []
 
 
 def _after_fork_in_child() -> None:
