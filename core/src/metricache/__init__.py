@@ -38,6 +38,13 @@ from metricache.snapshot import (
 if TYPE_CHECKING:
     from metricache.config import Config, load_config
     from metricache.events import Event, EventMapping, EventRouter
+    from metricache.exposition import (
+        CONTENT_TYPE_LATEST,
+        generate_latest,
+        make_asgi_app,
+        make_wsgi_app,
+        start_http_server,
+    )
     from metricache.formats import Format, content_type, negotiate, render
     from metricache.hookspecs import hookimpl
     from metricache.runtime import open_reader, start
@@ -48,6 +55,7 @@ if TYPE_CHECKING:
     __version__: str
 
 __all__ = [
+    "CONTENT_TYPE_LATEST",
     "DEFAULT_BUCKETS",
     "REGISTRY",
     "Capability",
@@ -78,17 +86,22 @@ __all__ = [
     "ViewKind",
     "__version__",
     "content_type",
+    "generate_latest",
     "hookimpl",
     "load_config",
+    "make_asgi_app",
+    "make_wsgi_app",
     "merged_snapshot",
     "negotiate",
     "open_reader",
     "open_store",
     "render",
     "start",
+    "start_http_server",
 ]
 
 _LAZY = {
+    "CONTENT_TYPE_LATEST": "metricache.exposition",
     "Capability": "metricache.store",
     "Config": "metricache.config",
     "Event": "metricache.events",
@@ -99,14 +112,18 @@ _LAZY = {
     "Strategy": "metricache.sync",
     "Syncer": "metricache.sync",
     "content_type": "metricache.formats",
+    "generate_latest": "metricache.exposition",
     "hookimpl": "metricache.hookspecs",
     "load_config": "metricache.config",
+    "make_asgi_app": "metricache.exposition",
+    "make_wsgi_app": "metricache.exposition",
     "merged_snapshot": "metricache.sync",
     "negotiate": "metricache.formats",
     "open_reader": "metricache.runtime",
     "open_store": "metricache.store_plugins",
     "render": "metricache.formats",
     "start": "metricache.runtime",
+    "start_http_server": "metricache.exposition",
 }
 """The names loaded on first use, and the module each comes from."""
 

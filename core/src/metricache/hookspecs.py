@@ -46,9 +46,11 @@ hookimpl = pluggy.HookimplMarker(PROJECT)
 def metricache_collectors(registry: Registry) -> Iterable[Collector] | None:
     """Return callables whose families join every snapshot of ``registry``.
 
-    Called once per registry, when a syncer, the endpoint or a command starts on it
-    (or on :func:`metricache.plugins.install_collectors`). Each callable returns an
-    iterable of :class:`~metricache.snapshot.Family` computed at snapshot time.
+    Called once per registry, by :func:`metricache.collectors.install_collectors`,
+    which :func:`metricache.start`, a starting syncer, the endpoint, the export
+    coordinator and the ``serve``, ``export`` and ``sync`` commands call. Each
+    callable returns an iterable of :class:`~metricache.snapshot.Family` computed at
+    snapshot time; a syncer syncs them like the registry's own metrics.
     """
 
 

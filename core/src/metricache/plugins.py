@@ -25,7 +25,7 @@ import os
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from importlib import metadata
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 import attrs
 import pluggy
@@ -67,7 +67,6 @@ _lock = threading.Lock()
 _dists: dict[str, tuple[str, str]] = {}  # plugin name -> (distribution, version)
 _broken: dict[str, PluginInfo] = {}  # plugins left out when the manager was built
 _warned: set[str] = set()
-_installed_registries: set[int] = set()
 
 T = TypeVar("T")
 
@@ -318,7 +317,6 @@ def reset_plugin_manager() -> None:
         _dists.clear()
         _broken.clear()
         _warned.clear()
-        _installed_registries.clear()
         _named_cache.clear()
 
 
@@ -522,34 +520,9 @@ def call_each(
 
 
 def install_collectors(registry: Registry) -> None:
-    """Add the plugins' collectors to ``registry`` (once per registry).
+    """Add the plugins' collectors to ``registry`` once (see :mod:`metricache.collectors`)."""
+    from metricache.collectors import install_collectors as install
 
-    A plugin whose ``metricache_collectors`` raises is logged and left out.
-    """
-    key = id(registry)
-    with _lock:
-        if key in _installed_registries:
-            return
-        _installed_registries.add(key)
+    install(registry)
 
-    def failed(plugin: str, exc: BaseException) -> None:
-        log.warning(
-            "metricache plugin %r: metricache_collectors raised %s: %s; its collectors are "
-            "left out",
-            plugin,
-            type(exc).__name__,
-            exc,
-        )
-
-    for plugin, answer in call_each("metricache_collectors", {"registry": registry}, failed):
-        try:
-            collectors = _as_list(answer)
-        except TypeError as exc:
-            failed(plugin, exc)
-            continue
-        for collector in collectors:
-            registry.register_collector(collector)
-
-
-def _as_list(answer: Iterable[T] | None) -> list[T]:
-    return list(answer) if answer is not None else []
+    install(registry)

@@ -7,6 +7,7 @@ import weakref
 from types import TracebackType
 from typing import TYPE_CHECKING
 
+from metricache.collectors import install_collectors
 from metricache.config import Config, load_config
 from metricache.registry import REGISTRY, Registry
 from metricache.snapshot import Snapshot
@@ -24,7 +25,9 @@ __all__ = [
     "open_reader",
     "read_view",
     "start",
+    "started_syncer",
     "syncer_from_config",
+    "syncer_view",
 ]
 
 
@@ -49,12 +52,16 @@ def start(config: Config | str | None = None, registry: Registry = REGISTRY) -> 
 
     ``metricache.start()`` is all a program needs: it reads ``metricache.toml`` (or
     ``[tool.metricache]``) and ``METRICACHE_*``, opens the store and syncs every
-    ``sync.interval`` seconds until exit. With ``[export] schedule = true`` it also
-    runs the export coordinator in process (see :func:`coordinator_of`).
+    ``sync.interval`` seconds until exit, with the collectors that installed plugins
+    offer (:func:`~metricache.collectors.install_collectors`). With
+    ``[export] schedule = true`` it also runs the export coordinator in process (see
+    :func:`coordinator_of`).
     """
     if not isinstance(config, Config):
         config = load_config(config)
+    install_collectors(registry)
     syncer = syncer_from_config(config, registry).start()
+    _started[registry] = weakref.ref(syncer)
     if config.export.schedule:
         from metricache.export.coordinator import ExportCoordinator
 
@@ -62,6 +69,15 @@ def start(config: Config | str | None = None, registry: Registry = REGISTRY) -> 
         _coordinators[syncer] = coordinator.start()
         atexit.register(coordinator.stop, 5.0)
     return syncer
+
+
+def started_syncer(registry: Registry = REGISTRY) -> Syncer | None:
+    """Return the syncer the last :func:`start` started for ``registry``, if it still exists."""
+    ref = _started.get(registry)
+    return ref() if ref is not None else None
+
+
+_started: weakref.WeakKeyDictionary[Registry, weakref.ref[Syncer]] = weakref.WeakKeyDictionary()
 
 
 def coordinator_of(syncer: Syncer) -> ExportCoordinator | None:
@@ -130,3 +146,29 @@ def open_reader(config: Config | str | None = None) -> ViewReader:
     if not isinstance(config, Config):
         config = load_config(config)
     return ViewReader(config, open_store_from_config(config.store))
+
+
+def syncer_view(
+    syncer: Syncer,
+    *,
+    flush: bool = True,
+    instance_id: str | None = None,
+    store: Store | None = None,
+) -> Snapshot:
+    """Return the store's view (``store``, default the syncer's) as ``syncer`` names its keys.
+
+    On a distributed store that is the merged view of every live instance; on a
+    ``local_only`` one, the view of ``instance_id`` (default: the syncer's own
+    instance, asked now, so a syncer inherited through fork answers for the child).
+    With ``flush`` the syncer syncs first, so the view includes this process's latest
+    changes.
+    """
+    if flush:
+        syncer.flush()
+    return merged_snapshot(
+        syncer.store if store is None else store,
+        namespace=syncer.keyspace.namespace,
+        retention=syncer.keyspace.retention,
+        strategy=syncer.strategy,
+        instance_id=instance_id or syncer.instance.id,
+    )

@@ -3,7 +3,8 @@
 import os
 
 import metricache
-from metricache.plugins import get_plugin_manager, install_collectors
+from metricache.collectors import install_collectors
+from metricache.plugins import get_plugin_manager
 from metricache.snapshot import Family, MetricType, Sample
 
 
@@ -22,7 +23,7 @@ class OpenFiles:
 get_plugin_manager().register(OpenFiles(), name="open-files")
 try:
     registry = metricache.Registry()
-    install_collectors(registry)  # a syncer, the endpoint and the commands do this
+    install_collectors(registry)  # metricache.start(), a syncer, the commands do this
     print(metricache.render(registry.snapshot()).decode())
     assert registry.snapshot().get("process_open_fds") is not None
 finally:

@@ -19,11 +19,13 @@ from metricache.cli.common import (
     print_error,
     store_parent,
 )
+from metricache.collectors import install_collectors
 from metricache.config import Config
 from metricache.errors import ConfigError, FormatNotFound, StoreError
 from metricache.exporters import Exporter, open_exporter
 from metricache.exporting import export_snapshot
 from metricache.formats import get_format
+from metricache.registry import REGISTRY
 from metricache.runtime import read_view
 
 __all__ = ["register"]
@@ -263,6 +265,7 @@ def run(args: argparse.Namespace) -> int:
         raise CommandError(str(exc)) from None
     from_config = not getattr(args, _EXPORTERS, None)
     exporters = _open_exporters(_exporter_specs(args, config), from_config)
+    install_collectors(REGISTRY)
     if args.schedule:
         return _schedule(config, fmt.name, exporters)
 

@@ -9,10 +9,12 @@ import threading
 from types import FrameType
 
 from metricache.cli.common import load, open_configured_store, print_error, store_parent
+from metricache.collectors import install_collectors
 from metricache.errors import StoreError
 from metricache.http.auth import TOKEN_ENV, load_tokens
 from metricache.http.endpoint import make_endpoint
 from metricache.http.server import MetricsServer
+from metricache.registry import REGISTRY
 
 __all__ = ["register"]
 
@@ -80,6 +82,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     # Read before the store opens: a protected endpoint must never start open.
     tokens = load_tokens(args.token_file or config.serve.token_file or None)
+    install_collectors(REGISTRY)
     store = open_configured_store(config)
     try:
         # token_file="": the file was read above (none of it named means no tokens).

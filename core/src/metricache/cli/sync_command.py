@@ -8,7 +8,7 @@ import threading
 from types import FrameType
 
 from metricache.cli.common import load, store_parent
-from metricache.plugins import install_collectors
+from metricache.collectors import install_collectors
 from metricache.registry import Registry
 from metricache.runtime import syncer_from_config
 from metricache.sync.report import SyncReport

@@ -44,6 +44,7 @@ from types import TracebackType
 import attrs
 
 from metricache.background import BackgroundLoop
+from metricache.collectors import install_collectors
 from metricache.config import Config
 from metricache.errors import ConfigError, StoreError
 from metricache.export.lease import Lease
@@ -242,7 +243,8 @@ class ExportCoordinator:
     changes. ``clock`` returns the time that
     periods and deadlines are computed on (tests pass a controllable one; all
     instances must use the same clock). ``on_result`` is called with every tick's
-    result that is not idle. Self-metrics go to ``registry``.
+    result that is not idle. Self-metrics go to ``registry``, which also receives the
+    collectors that installed plugins offer.
     """
 
     def __init__(
@@ -291,6 +293,7 @@ class ExportCoordinator:
         self.local_state_ttl = float(local_state_ttl)
         self._clock = clock
         self._registry = registry
+        install_collectors(registry)
         self._metrics = _export_metrics(registry)
         self._on_result = on_result
         self._lease: Lease | None = None

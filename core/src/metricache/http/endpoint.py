@@ -13,6 +13,7 @@ like ``GET`` without a body; other methods get 405, other paths 404.
 
 from __future__ import annotations
 
+import functools
 import gzip
 import http
 import inspect
@@ -24,14 +25,14 @@ from typing import Any, ParamSpec, TypeVar
 
 import attrs
 
+from metricache.collectors import install_collectors
 from metricache.config import Config, load_config
 from metricache.errors import FormatNotFound, MetricacheError, StoreError
 from metricache.formats import available_formats, get_format, negotiate
 from metricache.http.auth import Authorizer, AuthResult, BearerTokens, load_tokens
-from metricache.runtime import read_view
+from metricache.runtime import read_view, syncer_view
 from metricache.snapshot import Snapshot
 from metricache.store import Store
-from metricache.sync.reader import merged_snapshot
 from metricache.sync.syncer import Syncer
 
 __all__ = ["MetricsEndpoint", "Request", "Response", "accepts_gzip", "make_endpoint"]
@@ -306,23 +307,12 @@ def make_endpoint(
             store = open_store_from_config(config.store)
     view: Callable[[], Snapshot]
     if syncer is not None:
-        the_syncer = syncer
-        the_store = store
-
-        def syncer_view() -> Snapshot:
-            if flush:
-                the_syncer.flush()
-            return merged_snapshot(
-                the_store,
-                namespace=the_syncer.keyspace.namespace,
-                retention=the_syncer.keyspace.retention,
-                strategy=the_syncer.strategy,
-                # Asked per request: an app built in a pre-fork master serves, in each
-                # worker, that worker's own instance.
-                instance_id=instance_id or the_syncer.instance.id,
-            )
-
-        view = syncer_view
+        install_collectors(syncer.registry)
+        # The instance is asked per request: an app built in a pre-fork master serves,
+        # in each worker, that worker's own instance.
+        view = functools.partial(
+            syncer_view, syncer, flush=flush, instance_id=instance_id, store=store
+        )
     else:
         assert config is not None
         the_config = config

@@ -5,8 +5,10 @@ asks at every sync. Its counters and histograms are cumulative values of this pr
 and become deltas like any series; its gauges become entries of this instance's gauge
 pages. A series a collector stops reporting is no longer held: its record is dropped
 (memory stays bounded by what collectors report now) and, if it comes back, it is a
-new series starting from what it then reports. A collector that raises keeps its
-previous series until it answers again.
+new series starting from what it then reports. A counter or histogram whose value goes
+down has restarted from zero (a reset, a metric created again): what it reports from
+then on is added to what the store has, so a shared total never goes back. A
+collector that raises keeps its previous series until it answers again.
 
 In a forked child the records start empty: a collector's values in a child are the
 child's own (a process's CPU time, a bridged library's metrics reset at fork).
@@ -21,7 +23,7 @@ from typing import Any
 
 from metricache.registry import Registry
 from metricache.snapshot import MetricType, Sample
-from metricache.sync.keyspace import FamilyMeta
+from metricache.sync.keyspace import FamilyMeta, join_fixed
 from metricache.sync.series import SeriesState, gauge_sample_entry, meta_of_family, sample_values
 
 __all__ = ["CollectedSeries"]
@@ -85,7 +87,13 @@ class CollectedSeries:
                                 gauge(state, gauge_sample_entry(sample, now))
                         continue
                     values = sample_values(sample)
-                    if len(values) == len(state.parts) and (values != state.sent or not state.life):
+                    if len(values) != len(state.parts):
+                        continue
+                    if _restarted(state, values):
+                        # The source started again from zero (reset, recreated): what it
+                        # reports now is added to what the store already has.
+                        state.sent = [0] * len(values)
+                    if values != state.sent or not state.life:
                         changed(state, values)
             for vkey in self._reported.get(ident, set()) - reported:
                 self._drop(vkey, gauge)
@@ -115,3 +123,12 @@ class CollectedSeries:
     def all_states(self) -> list[Any]:
         """Return every record (for a store that lost its data)."""
         return list(self.states.values())
+
+
+def _restarted(state: SeriesState, values: list[int]) -> bool:
+    """Whether a cumulative series went down: its source restarted from zero."""
+    sent = state.sent
+    if state.kind is MetricType.COUNTER:
+        return join_fixed(values[0], values[1]) < join_fixed(sent[0], sent[1])
+    # A histogram's bucket counts only grow; its sum may go down (negative observations).
+    return any(v < s for v, s in zip(values[:-2], sent[:-2]))

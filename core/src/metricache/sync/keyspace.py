@@ -245,7 +245,8 @@ class FamilyMeta:
             if not isinstance(labels, list) or not all(isinstance(x, str) for x in labels):
                 raise CorruptValue(f"family {name!r}: labels are not a list of names")
             buckets = tuple(_bound_value(b) for b in (data.get("buckets") or []))
-            if kind is MetricType.HISTOGRAM and (len(buckets) < 2 or buckets[-1] != math.inf):
+            # A summary bridged as a histogram has one bucket only: +Inf.
+            if kind is MetricType.HISTOGRAM and (not buckets or buckets[-1] != math.inf):
                 raise CorruptValue(f"family {name!r}: histogram without valid buckets")
             merge = GaugeMerge(data["merge"]) if data.get("merge") else None
             help_text = data.get("help", "")

@@ -47,6 +47,7 @@ import weakref
 from types import TracebackType
 
 from metricache.background import BackgroundLoop
+from metricache.collectors import install_collectors
 from metricache.instance import Instance, current_instance
 from metricache.metrics import Counter, Gauge, Histogram
 from metricache.registry import REGISTRY, Registry
@@ -249,8 +250,13 @@ class Syncer:
         return self._loop.running
 
     def start(self) -> Syncer:
-        """Start the background thread (a no-op if it runs already)."""
+        """Start the background thread (a no-op if it runs already).
+
+        The collectors plugins offer (``metricache_collectors``) are installed in the
+        registry first, once.
+        """
         self._check_fork()
+        install_collectors(self.registry)
         if self.interval > self.keyspace.retention * (1 - REFRESH_FRACTION) / (1 + self.jitter):
             log.warning(
                 "sync interval %.3g s is too long for a retention of %.3g s: series this "
