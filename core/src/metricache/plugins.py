@@ -68,7 +68,6 @@ _dists: dict[str, tuple[str, str]] = {}  # plugin name -> (distribution, version
 _broken: dict[str, PluginInfo] = {}  # plugins left out when the manager was built
 _warned: set[str] = set()
 
-T = TypeVar("T")
 
 KIND_BY_HOOK = {
     "metricache_store_classes": "store",
