@@ -8,7 +8,7 @@ another plugin handles them).
 from __future__ import annotations
 
 from metricache.events.event import Event
-from metricache.events.handlers import handle_event
+from metricache.events.handlers import rules_for
 from metricache.hookspecs import hookimpl
 from metricache.registry import Registry
 
@@ -18,4 +18,4 @@ __all__ = ["metricache_handle_event"]
 @hookimpl
 def metricache_handle_event(event: Event, registry: Registry) -> None:
     """Apply the registry's rules (conventions and configured rules) to ``event``."""
-    handle_event(event, registry)
+    rules_for(registry).handle(event)

@@ -63,6 +63,7 @@ class PriorityQueue(Generic[T]):
         self._levels: tuple[deque[T], ...] = tuple(deque() for _ in _LEVELS)
         self._size = 0
         self._unfinished = 0  # queued or being handled
+        self._getters = 0  # threads waiting in get(): only then does put() notify
         self._closed = False
 
     def __len__(self) -> int:
@@ -100,35 +101,50 @@ class PriorityQueue(Generic[T]):
         self._levels[rank].append(item)
         self._size += 1
         self._unfinished += 1
-        self._not_empty.notify()
+        if self._getters:
+            self._not_empty.notify()
 
     def get(self, timeout: float | None = None) -> tuple[T, Priority] | None:
         """Take the oldest item of the highest priority; None after ``timeout`` or close.
 
         Call :meth:`task_done` when the item has been handled.
         """
+        taken = self.get_many(1, timeout)
+        return taken[0] if taken else None
+
+    def get_many(self, most: int, timeout: float | None = None) -> list[tuple[T, Priority]]:
+        """Take up to ``most`` items, highest priority first, oldest first within one.
+
+        Waits for the first item like :meth:`get`; returns ``[]`` after ``timeout`` or
+        close. Call :meth:`task_done` (with their number) when they have been handled.
+        Taking a batch holds the lock once, however many items it takes.
+        """
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._lock:
             while self._size == 0:
                 if self._closed:
-                    return None
+                    return []
                 remaining = None if deadline is None else deadline - time.monotonic()
                 if remaining is not None and remaining <= 0:
-                    return None
-                self._not_empty.wait(remaining)
+                    return []
+                self._getters += 1
+                try:
+                    self._not_empty.wait(remaining)
+                finally:
+                    self._getters -= 1
+            taken: list[tuple[T, Priority]] = []
             for rank in range(len(_LEVELS) - 1, -1, -1):
                 level = self._levels[rank]
-                if level:
-                    item = level.popleft()
-                    self._size -= 1
-                    self._not_full.notify()
-                    return item, _LEVELS[rank]
-        raise AssertionError("unreachable: size > 0 with every level empty")
+                while level and len(taken) < most:
+                    taken.append((level.popleft(), _LEVELS[rank]))
+            self._size -= len(taken)
+            self._not_full.notify(len(taken))
+            return taken
 
-    def task_done(self) -> None:
-        """Say that an item taken with :meth:`get` has been handled."""
+    def task_done(self, count: int = 1) -> None:
+        """Say that ``count`` items taken with :meth:`get` or :meth:`get_many` were handled."""
         with self._lock:
-            self._unfinished -= 1
+            self._unfinished -= count
             if self._unfinished <= 0:
                 self._all_done.notify_all()
 
