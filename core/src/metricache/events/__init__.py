@@ -4,10 +4,10 @@ An application publishes named events (``task.completed``) with a payload throug
 :class:`EventRouter` — usually the default one, which :func:`metricache.start` builds
 from the configuration, with :func:`publish`. A mapping per event name or glob says
 which backends receive it, how many are kept (sampling, decided once per event),
-and how urgent it is when a slow backend's queue is full. Events that reach the metrics backend become
-counters and histograms through the ``metricache_handle_event`` hook (the built-in
-handler follows the ``<entity>.<status>`` conventions and the configured rules).
-See ``docs/events.md``.
+and how urgent it is when a slow backend's queue is full. Events that reach the
+metrics backend become counters and histograms through the
+``metricache_handle_event`` hook (the built-in handler follows the
+``<entity>.<status>`` conventions and the configured rules). See ``docs/events.md``.
 """
 
 from __future__ import annotations
