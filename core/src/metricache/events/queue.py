@@ -101,7 +101,9 @@ class PriorityQueue(Generic[T]):
         self._levels[rank].append(item)
         self._size += 1
         self._unfinished += 1
-        if self._getters:
+        # Getters wait only on an empty queue, so only the first item wakes one (and a
+        # getter that leaves items behind wakes the next): no notify per item.
+        if self._size == 1 and self._getters:
             self._not_empty.notify()
 
     def get(self, timeout: float | None = None) -> tuple[T, Priority] | None:
@@ -109,37 +111,61 @@ class PriorityQueue(Generic[T]):
 
         Call :meth:`task_done` when the item has been handled.
         """
-        taken = self.get_many(1, timeout)
-        return taken[0] if taken else None
+        with self._lock:
+            if not self._wait(timeout):
+                return None
+            for rank in range(len(_LEVELS) - 1, -1, -1):
+                level = self._levels[rank]
+                if level:
+                    item = level.popleft()
+                    self._taken(1)
+                    return item, _LEVELS[rank]
+        raise AssertionError("unreachable: size > 0 with every level empty")
 
-    def get_many(self, most: int, timeout: float | None = None) -> list[tuple[T, Priority]]:
+    def get_many(self, most: int, timeout: float | None = None) -> list[T]:
         """Take up to ``most`` items, highest priority first, oldest first within one.
 
         Waits for the first item like :meth:`get`; returns ``[]`` after ``timeout`` or
         close. Call :meth:`task_done` (with their number) when they have been handled.
-        Taking a batch holds the lock once, however many items it takes.
+        A batch costs one lock, however many items it holds.
         """
-        deadline = None if timeout is None else time.monotonic() + timeout
         with self._lock:
-            while self._size == 0:
-                if self._closed:
-                    return []
-                remaining = None if deadline is None else deadline - time.monotonic()
-                if remaining is not None and remaining <= 0:
-                    return []
-                self._getters += 1
-                try:
-                    self._not_empty.wait(remaining)
-                finally:
-                    self._getters -= 1
-            taken: list[tuple[T, Priority]] = []
+            if not self._wait(timeout):
+                return []
+            taken: list[T] = []
             for rank in range(len(_LEVELS) - 1, -1, -1):
                 level = self._levels[rank]
-                while level and len(taken) < most:
-                    taken.append((level.popleft(), _LEVELS[rank]))
-            self._size -= len(taken)
-            self._not_full.notify(len(taken))
+                room = most - len(taken)
+                if len(level) <= room:
+                    taken.extend(level)
+                    level.clear()
+                else:
+                    taken.extend(level.popleft() for _ in range(room))
+                    break
+            self._taken(len(taken))
             return taken
+
+    def _wait(self, timeout: float | None) -> bool:
+        """Wait (holding the lock) until an item is queued; False after timeout or close."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self._size == 0:
+            if self._closed:
+                return False
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if remaining is not None and remaining <= 0:
+                return False
+            self._getters += 1
+            try:
+                self._not_empty.wait(remaining)
+            finally:
+                self._getters -= 1
+        return True
+
+    def _taken(self, count: int) -> None:
+        self._size -= count
+        self._not_full.notify(count)
+        if self._size and self._getters:
+            self._not_empty.notify()  # items left: the next waiting getter takes them
 
     def task_done(self, count: int = 1) -> None:
         """Say that ``count`` items taken with :meth:`get` or :meth:`get_many` were handled."""

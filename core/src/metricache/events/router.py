@@ -224,10 +224,9 @@ class _Lane:
     def _work(self) -> None:
         queue = self.queue
         while True:
-            taken = queue.get_many(_BATCH)
-            if not taken:
+            items = queue.get_many(_BATCH)
+            if not items:
                 return
-            items = [item for item, _ in taken]
             try:
                 self.deliverer.deliver_many(items)
             except Exception as exc:
