@@ -32,7 +32,7 @@ def test_the_default_handler_is_the_builtin_events_plugin_loaded_by_entry_point(
     infos = {info.name: info for info in plugin_infos()}
     assert infos["events"].distribution == "metricache"
     assert infos["events"].kinds == ("event-handler",)
-    assert infos["events"].hooks == ("metricache_handle_event",)
+    assert infos["events"].hooks == ("metricache_event_recorder", "metricache_handle_event")
 
 
 def test_without_the_builtin_plugin_events_make_no_metrics(tmp_path: Path) -> None:

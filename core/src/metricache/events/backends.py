@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import attrs
@@ -34,6 +34,7 @@ __all__ = [
     "HookCalls",
     "LogsBackend",
     "MetricsBackend",
+    "MetricsPlan",
     "TraceRecord",
     "TraceRecorder",
     "TracesBackend",
@@ -46,14 +47,17 @@ EVENT_LOGGER = "metricache.events"
 ErrorCallback = Callable[[str, BaseException], None]
 
 
+_Call = tuple[str, Callable[..., Any], tuple[str, ...]]
+
+
 class HookCalls:
     """The implementations of one event hook, resolved once and again only when they change.
 
     pluggy stops at the first implementation that raises; event hooks must not, so
     each is called separately (in pluggy's order, the last registered first) and its
     error is reported to ``on_error`` with the plugin's name. Resolving which
-    functions to call costs more than an event, so it is remembered and checked
-    against the plugin manager's current list (a copy of a short list) per call.
+    functions to call costs more than an event, so it is remembered, and checked
+    against the plugin manager's current list (a short list, compared) per call.
     Hook wrappers are not supported for event hooks and are skipped.
     """
 
@@ -62,11 +66,15 @@ class HookCalls:
         self._manager: object = None
         self._caller: Any = None
         self._seen: list[Any] = []
-        self._calls: tuple[tuple[str, Callable[..., Any], tuple[str, ...]], ...] = ()
+        self._calls: tuple[_Call, ...] = ()
 
-    def resolve(self) -> tuple[tuple[str, Callable[..., Any], tuple[str, ...]], ...]:
-        """Return ``(plugin, function, argument names)`` for every implementation."""
-        manager = get_plugin_manager()
+    def resolve(self, manager: Any = None) -> tuple[_Call, ...]:
+        """Return ``(plugin, function, argument names)`` for every implementation.
+
+        The same tuple object as long as the implementations stay the same.
+        """
+        if manager is None:
+            manager = get_plugin_manager()
         if manager is not self._manager:
             self._caller = getattr(manager.hook, self.hook_name)
         # pluggy's own list, not the copy get_hookimpls() makes: compared, never changed.
@@ -93,12 +101,37 @@ class HookCalls:
         return ok
 
 
+_EVENT_AND_REGISTRY = ("event", "registry")
+
+
+def _argnames(names: Iterable[str]) -> tuple[str, ...]:
+    # The usual signature is one shared tuple, recognised by identity on every call.
+    found = tuple(names)
+    return _EVENT_AND_REGISTRY if found == _EVENT_AND_REGISTRY else found
+
+
 def call_each(hook_name: str, kwargs: Mapping[str, Any], on_error: ErrorCallback) -> int:
     """Call every implementation of ``hook_name`` on its own; return how many ran cleanly.
 
     See :class:`HookCalls` (which a caller that calls a hook often keeps).
     """
     return HookCalls(hook_name).call(kwargs, on_error)
+
+
+Recorder = Callable[[Mapping[str, Any]], None]
+
+
+@attrs.frozen
+class MetricsPlan:
+    """How the metrics backend handles the events of one name, worked out once.
+
+    ``recorders``: ``(plugin, function)`` pairs from ``metricache_event_recorder``,
+    called with the payload. ``handlers``: the ``metricache_handle_event``
+    implementations of the other plugins, called with an Event.
+    """
+
+    recorders: tuple[tuple[str, Recorder], ...] = ()
+    handlers: tuple[_Call, ...] = ()
 
 
 class MetricsBackend:
@@ -110,11 +143,58 @@ class MetricsBackend:
         self.registry = registry
         self._on_error = on_error
         self._handlers = HookCalls("metricache_handle_event")
+        self._recorders = HookCalls("metricache_event_recorder")
+        self._generation = 0
 
-    def deliver(self, event: Event, mapping: EventMapping | None = None) -> None:
-        """Call every ``metricache_handle_event`` implementation with ``event``."""
+    def generation(self) -> int:
+        """A number that changes whenever the event-handling plugins change.
+
+        Checked on every kept metrics event, so the check is three comparisons: the
+        plugin manager, and pluggy's lists of the two hooks' implementations (which
+        pluggy changes in place) against copies taken when they were resolved.
+        """
+        handlers, recorders = self._handlers, self._recorders
+        if (
+            get_plugin_manager() is handlers._manager is recorders._manager
+            and handlers._caller._hookimpls == handlers._seen
+            and recorders._caller._hookimpls == recorders._seen
+        ):
+            return self._generation
+        manager = get_plugin_manager()
+        handlers.resolve(manager)
+        recorders.resolve(manager)
+        self._generation += 1
+        return self._generation
+
+    def plan(self, event_name: str) -> MetricsPlan:
+        """Ask every plugin for a recorder of ``event_name``; the rest get Events."""
+        recorders = []
+        for plugin, function, argnames in self._recorders.resolve():
+            arguments = {"event_name": event_name, "registry": self.registry}
+            try:
+                record = function(*[arguments[n] for n in argnames])
+            except Exception as exc:
+                self._on_error(plugin, exc)
+                continue
+            if record is not None:
+                recorders.append((plugin, record))
+        taken = {plugin for plugin, _ in recorders}
+        handlers = tuple(c for c in self._handlers.resolve() if c[0] not in taken)
+        return MetricsPlan(tuple(recorders), handlers)
+
+    def record(self, plan: MetricsPlan, payload: Mapping[str, Any]) -> None:
+        """Call the recorders of ``plan`` with ``payload``."""
+        for plugin, record in plan.recorders:
+            try:
+                record(payload)
+            except Exception as exc:
+                self._on_error(plugin, exc)
+
+    def deliver(self, event: Event, plan: MetricsPlan | None = None) -> None:
+        """Call the ``metricache_handle_event`` implementations (of ``plan``) with ``event``."""
         registry = self.registry
-        for plugin, function, argnames in self._handlers.resolve():
+        handlers = self._handlers.resolve() if plan is None else plan.handlers
+        for plugin, function, argnames in handlers:
             try:
                 if argnames is _EVENT_AND_REGISTRY:
                     function(event, registry)
@@ -122,14 +202,6 @@ class MetricsBackend:
                     function(*[{"event": event, "registry": registry}[n] for n in argnames])
             except Exception as exc:
                 self._on_error(plugin, exc)
-
-
-_EVENT_AND_REGISTRY = ("event", "registry")
-
-
-def _argnames(names: tuple[str, ...]) -> tuple[str, ...]:
-    # The usual signature is one shared tuple, recognised by identity on every call.
-    return _EVENT_AND_REGISTRY if tuple(names) == _EVENT_AND_REGISTRY else tuple(names)
 
 
 @attrs.frozen

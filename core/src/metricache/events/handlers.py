@@ -87,31 +87,72 @@ class EventMetrics:
         self._reported: set[tuple[str, str]] = set()
         self._plans: dict[str, _Plan] = {}
         self._pick = _label_picker(tuple(rules.labels))
+        self.replaced = False
+        """Set when :func:`configure_rules` gives the registry new rules."""
 
     def handle(self, event: Event) -> None:
         """Record the metrics of ``event``; raise the first error after trying every rule."""
-        plan = self._plans.get(event.name)
+        self.record(event.name, event.payload)
+
+    def record(self, event_name: str, payload: Mapping[str, Any]) -> None:
+        """Record the metrics of an event; raise the first error after trying every rule."""
+        plan = self._plans.get(event_name)
         if plan is None:
-            plan = self._plan(event.name)
+            plan = self._plan(event_name)
         rules, conventional = plan
         first_error: Exception | None = None
         for rule in rules:
             try:
-                self._apply(rule, event)
+                self._apply(rule, payload)
             except Exception as exc:
                 first_error = first_error or exc
         if conventional is not None:
             try:
-                self._apply_conventions(conventional, event.payload)
+                self._apply_conventions(conventional, payload)
             except Exception as exc:
                 first_error = first_error or exc
         if first_error is not None:
             raise first_error
 
+    def recorder(self, event_name: str) -> Callable[[Mapping[str, Any]], None]:
+        """Return a function recording the metrics of events named ``event_name``.
+
+        It follows these rules while they are the registry's; after
+        :func:`configure_rules` replaced them, it hands over to the new ones.
+        """
+        rules, conventional = self._plans.get(event_name) or self._plan(event_name)
+        registry = self.registry
+
+        if rules or conventional is None:
+
+            def record_all(payload: Mapping[str, Any]) -> None:
+                handler = rules_for(registry) if self.replaced else self
+                handler.record(event_name, payload)
+
+            return record_all
+        pick, names, counter = self._pick, self.rules.labels, conventional.counter
+        observe = self._observe
+
+        def record_conventional(payload: Mapping[str, Any]) -> None:
+            # _apply_conventions, unrolled: this runs for every kept event.
+            if self.replaced:
+                rules_for(registry).record(event_name, payload)
+                return
+            try:
+                labels = pick(payload)
+            except KeyError:  # a missing key is an empty label
+                labels = tuple(payload.get(key) for key in names)
+            if None in labels:  # labels() turns other values into text itself
+                labels = tuple(_label_value(value) for value in labels)
+            (counter.labels(*labels) if labels else counter).inc()
+            if "duration" in payload or "execution_duration" in payload:
+                observe(conventional, payload, labels)
+
+        return record_conventional
+
     # -- explicit rules ---------------------------------------------------------------
 
-    def _apply(self, rule: MetricRule, event: Event) -> None:
-        payload = event.payload
+    def _apply(self, rule: MetricRule, payload: Mapping[str, Any]) -> None:
         labels = [_label_value(payload.get(key)) for key in rule.labels]
         if rule.type is MetricType.COUNTER:
             amount = 1.0
@@ -165,6 +206,12 @@ class EventMetrics:
             labels = tuple(_label_value(value) for value in labels)
         counter = plan.counter
         (counter.labels(*labels) if labels else counter).inc()
+        self._observe(plan, payload, labels)
+
+    def _observe(
+        self, plan: _Conventional, payload: Mapping[str, Any], labels: tuple[Any, ...]
+    ) -> None:
+        """Observe the payload's duration (if it has one) in the plan's histogram."""
         for key in DURATION_FIELDS:
             if key in payload:
                 duration = number_field(payload, key)
@@ -253,8 +300,11 @@ def configure_rules(registry: Registry, rules: RuleSet) -> EventMetrics:
     """Make ``rules`` the rules of ``registry``'s events (replacing earlier ones)."""
     handler = EventMetrics(registry, rules)
     with _lock:
+        previous = _by_registry.get(registry)
         _by_registry[registry] = handler
         _remember(handler)
+    if previous is not None:
+        previous.replaced = True
     return handler
 
 

@@ -72,30 +72,43 @@ class PriorityQueue(Generic[T]):
     def put(self, item: T, priority: Priority) -> PutResult:
         """Queue ``item``, shedding by priority when full (see the module docstring)."""
         rank = priority.rank
-        with self._lock:
-            if self._closed:
-                return PutResult(False, (priority,))
-            if self._size < self.capacity:
+        lock = self._lock
+        lock.acquire()
+        try:
+            if self._size < self.capacity and not self._closed:
+                # The common case, _append unrolled: it runs for every traced event.
+                self._levels[rank].append(item)
+                self._size += 1
+                self._unfinished += 1
+                if self._size == 1 and self._getters:
+                    self._not_empty.notify()
+                return _ACCEPTED
+            return self._put_full(item, priority, rank)
+        finally:
+            lock.release()
+
+    def _put_full(self, item: T, priority: Priority, rank: int) -> PutResult:
+        """:meth:`put` on a full (or closed) queue; the lock is held."""
+        if self._closed:
+            return PutResult(False, (priority,))
+        for lower in range(rank):
+            victims = self._levels[lower]
+            if victims:
+                # One out, one in: size and unfinished count stay as they are.
+                victims.pop()
+                self._levels[rank].append(item)
+                return PutResult(True, (_LEVELS[lower],))
+        if priority is Priority.CRITICAL and self.critical_wait > 0:
+            deadline = time.monotonic() + self.critical_wait
+            while self._size >= self.capacity and not self._closed:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                self._not_full.wait(remaining)
+            if self._size < self.capacity and not self._closed:
                 self._append(item, rank)
                 return _ACCEPTED
-            for lower in range(rank):
-                victims = self._levels[lower]
-                if victims:
-                    # One out, one in: size and unfinished count stay as they are.
-                    victims.pop()
-                    self._levels[rank].append(item)
-                    return PutResult(True, (_LEVELS[lower],))
-            if priority is Priority.CRITICAL and self.critical_wait > 0:
-                deadline = time.monotonic() + self.critical_wait
-                while self._size >= self.capacity and not self._closed:
-                    remaining = deadline - time.monotonic()
-                    if remaining <= 0:
-                        break
-                    self._not_full.wait(remaining)
-                if self._size < self.capacity and not self._closed:
-                    self._append(item, rank)
-                    return _ACCEPTED
-            return PutResult(False, (priority,))
+        return PutResult(False, (priority,))
 
     def _append(self, item: T, rank: int) -> None:
         self._levels[rank].append(item)

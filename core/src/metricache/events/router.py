@@ -37,6 +37,7 @@ import attrs
 from metricache.events.backends import (
     LogsBackend,
     MetricsBackend,
+    MetricsPlan,
     TraceRecorder,
     TracesBackend,
 )
@@ -69,6 +70,8 @@ _BACKENDS = tuple(Backend)
 _INDEX = {backend: index for index, backend in enumerate(_BACKENDS)}
 _BATCH = 256  # events a traces or logs worker takes from its queue at once
 _ROUTES_LIMIT = 4096
+_NO_PLAN = MetricsPlan()
+_EMPTY: Mapping[str, Any] = {}
 
 
 class _Deliverer(Protocol):
@@ -147,12 +150,13 @@ class _Route:
     """What publishing one event name does under one mapping table, worked out once.
 
     ``mapping``: the mapping that applies (None: unrouted). ``rate``: its sampling
-    rate. ``metrics``: whether it goes to the metrics backend. ``lanes``: the queues
-    of the slow backends it goes to. ``routed``: the indexes of its backends in the
-    routed counts.
+    rate. ``metrics``: whether it goes to the metrics backend, and ``plan`` how (for
+    the plugins of ``generation``, worked out on the first kept event). ``lanes``: the
+    queues of the slow backends it goes to. ``routed``: the indexes of its backends
+    in the routed counts.
     """
 
-    __slots__ = ("lanes", "mapping", "metrics", "rate", "routed")
+    __slots__ = ("generation", "lanes", "mapping", "metrics", "plan", "rate", "routed")
 
     def __init__(self, mapping: EventMapping | None, lanes: Mapping[Backend, _Lane]) -> None:
         if mapping is not None and not (mapping.enabled and mapping.backends):
@@ -163,6 +167,8 @@ class _Route:
         self.metrics = Backend.METRICS in backends
         self.lanes = tuple(lanes[b] for b in backends if b in lanes)
         self.routed = tuple(_INDEX[b] for b in backends)
+        self.plan = _NO_PLAN
+        self.generation = -1
 
 
 class _Routing:
@@ -502,14 +508,34 @@ class EventRouter:
             routed = counts.routed
             for index in route.routed:
                 routed[index] += 1
-        event = make_event(name, payload)
+        event = None
         if route.metrics:
             try:
-                self._metrics.deliver(event, mapping)
+                metrics = self._metrics
+                if route.generation != metrics.generation():  # first event, or new plugins
+                    route.plan = metrics.plan(name)
+                    route.generation = metrics.generation()
+                plan = route.plan
+                for plugin, record in plan.recorders:
+                    try:
+                        record(payload or _EMPTY)
+                    except Exception as exc:
+                        self._error(Backend.METRICS, plugin, exc)
+                if plan.handlers:
+                    event = make_event(name, payload)
+                    metrics.deliver(event, plan)
             except Exception as exc:  # the plugin manager itself failed to load
                 self._error(Backend.METRICS, "metricache", exc)
-        for lane in route.lanes:
-            lane.offer(event, mapping)
+        if route.lanes:
+            if event is None:
+                event = make_event(name, payload)
+            item = (event, mapping)
+            for lane in route.lanes:
+                if lane._thread is None:
+                    lane._start()
+                result = lane.queue.put(item, mapping.priority)  # _Lane.offer, unrolled
+                if result.shed:
+                    self._dropped(lane.backend, result.shed, event, refused=not result.accepted)
         return True
 
     def _route(self, name: str) -> _Route:
