@@ -16,6 +16,8 @@ for one ``task.completed`` event with the payload
   figure. Its queue has room for a whole timing (on a loaded machine the worker
   thread can wait for a CPU longer than 10,000 events take), and the script checks
   that no event was shed;
+* ``router, traces only``: ``task.completed`` mapped to traces alone, to show what
+  the traces share costs (the Event, the queue, the worker);
 * ``metricache.events.publish``: the module function through the default router
   that :func:`metricache.start` installs (metrics only).
 
@@ -78,7 +80,9 @@ class Contender:
         return loop / number * 1e9
 
 
-def contenders() -> tuple[list[Contender], list[EventRouter], list[metricache.Registry]]:
+def contenders() -> tuple[
+    list[Contender], list[EventRouter], list[metricache.Registry], EventRouter
+]:
     """Build every contender, each on a registry of its own."""
     direct_registry = metricache.Registry()
     direct = metricache.Counter("task_completed", "Tasks", LABELS, registry=direct_registry)
@@ -98,6 +102,11 @@ def contenders() -> tuple[list[Contender], list[EventRouter], list[metricache.Re
     # The defaults: task.completed -> metrics, traces. A queue with room for a whole
     # timing, so the figure is what the worker's share costs, never what shedding saves.
     traced = EventRouter(traced_registry, queue_size=10_000_000)
+    traces_only = EventRouter(
+        metricache.Registry(),
+        [EventMapping(event="task.completed", backends=["traces"])],
+        queue_size=10_000_000,
+    )
 
     # metricache.events.publish goes through the installed default router.
     default_registry = metricache.Registry()
@@ -129,13 +138,20 @@ def contenders() -> tuple[list[Contender], list[EventRouter], list[metricache.Re
             after=traced.flush,
         ),
         Contender(
+            "router.publish(), traces only (what the traces share costs)",
+            'router.publish("task.completed", payload)',
+            {"router": traces_only, "payload": PAYLOAD},
+            after=traces_only.flush,
+        ),
+        Contender(
             "metricache.events.publish(), metrics only",
             'publish("task.completed", payload)',
             {"publish": metricache.events.publish, "payload": PAYLOAD},
             target_ns=2000,
         ),
     ]
-    return found, [metrics_only, traced, default], [direct_registry, blinker_registry]
+    routers = [metrics_only, traced, default]
+    return found, routers, [direct_registry, blinker_registry], traces_only
 
 
 def check(routers: list[EventRouter], registries: list[metricache.Registry]) -> None:
@@ -201,17 +217,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--budget", type=float, default=0.2, help="seconds per timing (floor)")
     args = parser.parse_args(argv)
 
-    found, routers, registries = contenders()
+    found, routers, registries, traces_only = contenders()
     print(machine_note())
     number = calibrate(found[0], args.budget)
     print(f"{number:,} operations per timing, {args.rounds} rounds", file=sys.stderr)
     for r in range(args.rounds):
         for contender in found if r % 2 == 0 else reversed(found):
             contender.runs.append(contender.time(number))
-    check(routers, [*registries, *(router.registry for router in routers)])
+    check([*routers, traces_only], [*registries, *(router.registry for router in routers)])
     print()
     print(table(found))
-    for router in routers:
+    for router in [*routers, traces_only]:
         router.close()
     return 0
 
