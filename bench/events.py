@@ -25,9 +25,10 @@ Only metricache's own ``events`` plugin is loaded (``METRICACHE_PLUGINS=events``
 the workspace also installs example plugins, one of which handles every event.
 The statements are compiled into :mod:`timeit`'s loop. Rounds alternate the
 contenders (and their order), so machine noise hits all of them; each figure is the
-best round, and the script prints medians too. The garbage collector stays on. The
-targets are absolute, on this kind of machine: metrics only <= 2 us, metrics plus
-traces <= 3 us. This is a benchmark, not a test: it reports and never asserts.
+best round, and the script prints medians too. The garbage collector stays on
+(``--no-gc`` turns it off, to show its share). The targets are absolute, on this
+kind of machine: metrics only <= 2 us, metrics plus traces <= 3 us. This is a
+benchmark, not a test: it reports and never asserts.
 """
 
 from __future__ import annotations
@@ -69,9 +70,10 @@ class Contender:
     after: Callable[[], object] | None = None  # run after each timing, inside it
     runs: list[float] = field(default_factory=list)
 
-    def time(self, number: int) -> float:
+    def time(self, number: int, collect: bool = True) -> float:
         """Return ns per operation of one timing of ``number`` operations."""
-        timer = timeit.Timer(self.stmt, "gc.enable()", globals={"gc": gc, **self.namespace})
+        setup = "gc.enable()" if collect else "gc.disable()"
+        timer = timeit.Timer(self.stmt, setup, globals={"gc": gc, **self.namespace})
         started = time.perf_counter()
         loop = timer.timeit(number)
         if self.after is not None:
@@ -219,6 +221,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=9, help="timings per contender")
     parser.add_argument("--budget", type=float, default=0.2, help="seconds per timing (floor)")
     parser.add_argument(
+        "--no-gc",
+        action="store_true",
+        help="time with the garbage collector off (to see what it costs the traces share)",
+    )
+    parser.add_argument(
         "--queue-size",
         type=int,
         default=10_000,
@@ -227,12 +234,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     found, routers, registries, traces_only = contenders(args.queue_size)
-    print(machine_note())
+    print(machine_note() + (", garbage collector off" if args.no_gc else ""))
     number = calibrate(found[0], args.budget)
     print(f"{number:,} operations per timing, {args.rounds} rounds", file=sys.stderr)
     for r in range(args.rounds):
         for contender in found if r % 2 == 0 else reversed(found):
-            contender.runs.append(contender.time(number))
+            contender.runs.append(contender.time(number, collect=not args.no_gc))
     check([*routers, traces_only], [*registries, *(router.registry for router in routers)])
     print()
     print(table(found))
