@@ -13,6 +13,7 @@ the worker (warm shutdown: the pool processes end with ``os._exit``), and scrape
 from __future__ import annotations
 
 import json
+import re
 import signal
 from collections import Counter
 from pathlib import Path
@@ -136,7 +137,8 @@ def test_a_prefork_worker_adds_up_exactly(fresh_redis: RedisServer, tmp_path: Pa
         assert worker.wait(120) == 0, worker_log.read_text()
     assert Counter(states.values()) == {"SUCCESS": 16, "FAILURE": 7, "REVOKED": 1}
     log = worker_log.read_text()
-    assert log.count("ForkPoolWorker-") >= 3, log  # three pool processes ran tasks
+    # Tasks ran in several pool processes (each its own instance, synced at its exit).
+    assert len(set(re.findall(r"ForkPoolWorker-\d+", log))) >= 2, log
 
     expected: Counter[tuple[str, str, str]] = Counter()  # (event, task, status)
     durations: Counter[tuple[str, str]] = Counter()  # (task, status)
