@@ -40,6 +40,8 @@ from metricache import hookspecs
 from metricache import store as store_module
 from metricache.cli.main import build_parser
 from metricache.config import Config
+from metricache.events.mapping import EventMapping
+from metricache.events.settings import EventRoutingConfig
 from metricache.exporters import available_exporters
 from metricache.plugins import KIND_BY_HOOK, plugin_infos, plugin_of
 from metricache.store_plugins import available_stores
@@ -459,12 +461,19 @@ def env_var(path: str) -> str | None:
     return None
 
 
+# Tables the configuration keeps as read, and the classes that validate them when used.
+RAW_TABLES: dict[str, Any] = {
+    "Config.events": list[EventMapping],
+    "Config.event_routing": EventRoutingConfig,
+}
+
+
 def _walk(cls: type, prefix: str, table: str) -> Iterator[ConfigKey]:
     hints = typing.get_type_hints(cls)
     for field in attrs.fields(cls):
         if f"{cls.__name__}.{field.name}" in NOT_KEYS:
             continue
-        hint = hints[field.name]
+        hint = RAW_TABLES.get(f"{cls.__name__}.{field.name}", hints[field.name])
         path = f"{prefix}{field.name}"
         args = typing.get_args(hint)
         if attrs.has(hint):

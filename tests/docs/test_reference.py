@@ -19,6 +19,8 @@ from metricache import hookspecs
 from metricache.cli.main import command_modules
 from metricache.config import RESERVED_ENV, Config, load_config
 from metricache.errors import ConfigError
+from metricache.events.mapping import EventMapping
+from metricache.events.settings import EventRoutingConfig
 from metricache.store import Store
 from metricache_conformance import all_checks
 from metricache_conformance.exporter_suite import EXPORTER_CHECKS
@@ -67,6 +69,12 @@ def test_every_hook_section_shows_the_exact_signature_and_docstring() -> None:
         assert "```python\n" in section, f"{name} has no example"
 
 
+VALIDATED_BY_EVENTS: dict[str, Any] = {
+    "events": list[EventMapping],
+    "event_routing": EventRoutingConfig,
+}
+
+
 def _keys(cls: type, prefix: str = "") -> list[tuple[str, Any]]:
     """Every leaf key of the configuration, with its annotation: the attrs classes walked."""
     found = []
@@ -75,6 +83,8 @@ def _keys(cls: type, prefix: str = "") -> list[tuple[str, Any]]:
         if cls is Config and field.name == "source":
             continue  # where the file was read from; refused as a key (tested below)
         hint = hints[field.name]
+        if cls is Config and field.name in VALIDATED_BY_EVENTS:
+            hint = VALIDATED_BY_EVENTS[field.name]  # kept as read; metricache.events checks it
         args = typing.get_args(hint)
         if attrs.has(hint):
             found += _keys(hint, f"{prefix}{field.name}.")

@@ -32,7 +32,7 @@ def test_the_default_handler_is_the_builtin_events_plugin_loaded_by_entry_point(
     infos = {info.name: info for info in plugin_infos()}
     assert infos["events"].distribution == "metricache"
     assert infos["events"].kinds == ("event-handler",)
-    assert infos["events"].hooks == ("metricache_handle_event",)
+    assert infos["events"].hooks == ("metricache_event_recorder", "metricache_handle_event")
 
 
 def test_without_the_builtin_plugin_events_make_no_metrics(tmp_path: Path) -> None:
@@ -168,3 +168,50 @@ def test_closing_drains_the_queues_and_counts_what_arrives_later(
     router.publish("e")  # metrics still work; the traces queue is closed
     assert values(registry, "metricache_events_dropped") == {("normal", "traces"): 1}
     assert router.stats().backends["metrics"].delivered == 51
+
+
+class FastAndSlow:
+    """A plugin with a recorder for 'fast.*' events and an Event handler for the rest."""
+
+    def __init__(self) -> None:
+        self.recorded: list[dict[str, object]] = []
+        self.handled: list[str] = []
+        self.asked: list[str] = []
+
+    @hookimpl
+    def metricache_event_recorder(self, event_name: str, registry: Registry) -> object:
+        self.asked.append(event_name)
+        if event_name == "fast.broken":
+            raise RuntimeError("no recorder today")
+        if not event_name.startswith("fast."):
+            return None
+        return lambda payload: self.recorded.append(dict(payload))
+
+    @hookimpl
+    def metricache_handle_event(self, event: Event, registry: Registry) -> None:
+        self.handled.append(event.name)
+
+
+def test_a_recorder_replaces_its_plugins_handler_for_the_names_it_covers(
+    clean_plugins: None, make_router: RouterFactory, registry: Registry
+) -> None:
+    plugin = FastAndSlow()
+    get_plugin_manager().register(plugin, name="fast-and-slow")
+    router = make_router(mappings=[EventMapping(event="*", backends=["metrics"])])
+    for _ in range(3):
+        router.publish("fast.path", {"n": 1})
+        router.publish("slow.path", {"n": 2})
+    router.publish("fast.broken")
+    assert plugin.recorded == [{"n": 1}] * 3
+    assert plugin.handled == ["slow.path"] * 3 + ["fast.broken"]  # no recorder: Events
+    assert sorted(set(plugin.asked)) == ["fast.broken", "fast.path", "slow.path"]
+    assert plugin.asked.count("fast.path") == 1  # asked once per name
+    assert values(registry, "metricache_event_handler_errors") == {
+        ("metrics", "fast-and-slow"): 1.0
+    }
+    # A plugin registered later is asked too: the router notices the plugins changed.
+    late = FastAndSlow()
+    get_plugin_manager().register(late, name="late")
+    router.publish("fast.path", {"n": 3})
+    assert late.recorded == [{"n": 3}]
+    assert plugin.recorded[-1] == {"n": 3}

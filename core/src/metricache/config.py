@@ -27,8 +27,6 @@ import cattrs
 from cattrs.errors import ForbiddenExtraKeysError
 
 from metricache.errors import ConfigError
-from metricache.events.mapping import EventMapping
-from metricache.events.settings import EventRoutingConfig, register_config_hooks
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -48,6 +46,7 @@ __all__ = [
     "ServeConfig",
     "StoreConfig",
     "SyncConfig",
+    "Table",
     "coerce_text",
     "find_config_file",
     "load_config",
@@ -71,6 +70,8 @@ Fraction = NewType("Fraction", float)
 """A number from 0 to 1."""
 OptionValue = NewType("OptionValue", object)
 """A plugin option: a string, number or boolean."""
+Table = NewType("Table", dict[str, Any])
+"""A TOML table kept as read, for the package that owns it to validate when used."""
 
 T = TypeVar("T")
 
@@ -147,15 +148,21 @@ class ServeConfig:
 
 @attrs.frozen(kw_only=True)
 class Config:
-    """The whole configuration. ``instance_id`` defaults to ``hostname-pid``."""
+    """The whole configuration. ``instance_id`` defaults to ``hostname-pid``.
+
+    ``events`` (the ``[[events]]`` tables) and ``event_routing`` are kept as read:
+    :mod:`metricache.events` validates them, by their paths in the file, when the
+    event router is built from them (:func:`metricache.start`, ``metricache status``),
+    so recording a metric never loads the events package.
+    """
 
     instance_id: str | None = None
     store: StoreConfig = attrs.field(factory=StoreConfig)
     sync: SyncConfig = attrs.field(factory=SyncConfig)
     export: ExportConfig = attrs.field(factory=ExportConfig)
     serve: ServeConfig = attrs.field(factory=ServeConfig)
-    events: list[EventMapping] = attrs.field(factory=list)
-    event_routing: EventRoutingConfig = attrs.field(factory=EventRoutingConfig)
+    events: list[Table] = attrs.field(factory=list)
+    event_routing: Table = attrs.field(factory=lambda: Table({}))
     source: str = attrs.field(default="", eq=False)
 
 
@@ -218,6 +225,12 @@ def _option_value(value: object, _: object) -> OptionValue:
     return OptionValue(value)
 
 
+def _table(value: object, _: object) -> Table:
+    if not isinstance(value, dict):
+        raise ValueError(f"expected a table, got {_describe(value)}")
+    return Table(value)
+
+
 def _string(value: object, _: object) -> str:
     if not isinstance(value, str):
         raise ValueError(f"expected a string, got {_describe(value)}")
@@ -246,6 +259,7 @@ def make_converter() -> cattrs.Converter:
     conv.register_structure_hook(Count, _count)
     conv.register_structure_hook(Fraction, _fraction)
     conv.register_structure_hook(OptionValue, _option_value)
+    conv.register_structure_hook(Table, _table)
     conv.register_structure_hook(str, _string)
     conv.register_structure_hook(bool, _boolean)
     conv.register_structure_hook(float, _float)
@@ -254,7 +268,6 @@ def make_converter() -> cattrs.Converter:
 
 
 _CONVERTER = make_converter()
-register_config_hooks(_CONVERTER)  # [[events]] and [event_routing] (metricache.events)
 
 
 def register_structure_hook(typ: Any, hook: Callable[[Any, Any], Any]) -> None:
@@ -292,14 +305,21 @@ def _render_path(path: str) -> str:
     return path.replace("['", ".").replace("']", "")
 
 
-def structure(data: Mapping[str, Any], cls: type[T], *, root: str = "") -> T:
+def structure(
+    data: Mapping[str, Any],
+    cls: type[T],
+    *,
+    root: str = "",
+    converter: cattrs.Converter | None = None,
+) -> T:
     """Structure ``data`` into ``cls`` or raise ConfigError listing every problem.
 
     ``root`` prefixes every path (``store.options``), so a nested structure reports
-    where it sits in the file.
+    where it sits in the file. ``converter``: one made by :func:`make_converter` and
+    taught more types (default: the configuration's own).
     """
     try:
-        return _CONVERTER.structure(dict(data), cls)
+        return (converter or _CONVERTER).structure(dict(data), cls)
     except (cattrs.BaseValidationError, ValueError, TypeError) as exc:
         problems = []
         for message in cattrs.transform_error(exc, path="$", format_exception=_format_exception):

@@ -76,6 +76,7 @@ KIND_BY_HOOK = {
     "metricache_exporters": "exporter",
     "metricache_collectors": "collector",
     "metricache_handle_event": "event-handler",
+    "metricache_event_recorder": "event-handler",
     "metricache_trace_event": "event-tracer",
     "metricache_cache_synced": "lifecycle",
     "metricache_export_requested": "lifecycle",

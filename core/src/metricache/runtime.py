@@ -53,15 +53,25 @@ def start(config: Config | str | None = None, registry: Registry = REGISTRY) -> 
     ``metricache.start()`` is all a program needs: it reads ``metricache.toml`` (or
     ``[tool.metricache]``) and ``METRICACHE_*``, opens the store and syncs every
     ``sync.interval`` seconds until exit, with the collectors that installed plugins
-    offer (:func:`~metricache.collectors.install_collectors`). With
-    ``[export] schedule = true`` it also runs the export coordinator in process (see
-    :func:`coordinator_of`).
+    offer (:func:`~metricache.collectors.install_collectors`). It builds the event
+    router of ``[[events]]`` and ``[event_routing]`` on ``registry`` and makes it the
+    default (``metricache.events.publish``). With ``[export] schedule = true`` it also
+    runs the export coordinator in process (see :func:`coordinator_of`). An invalid or
+    self-contradicting configuration raises ConfigError, every problem named by its
+    path, before anything starts.
     """
     if not isinstance(config, Config):
         config = load_config(config)
+    # The events package loads here, not with ``import metricache``.
+    from metricache.events.default import install
+    from metricache.events.router import EventRouter
+    from metricache.events.settings import event_settings
+
+    events = event_settings(config)
     install_collectors(registry)
     syncer = syncer_from_config(config, registry).start()
     _started[registry] = weakref.ref(syncer)
+    install(EventRouter.from_settings(events, registry), owned=True)
     if config.export.schedule:
         from metricache.export.coordinator import ExportCoordinator
 

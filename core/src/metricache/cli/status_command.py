@@ -32,7 +32,9 @@ def register(
         description="Show this process's instance id, the configured store (passwords "
         "masked), its capabilities and where they come from, the sync strategy, whether "
         "the store answers, and, per live instance, when it last synced and how many "
-        "syncs failed. Exits 1 when the store cannot be reached.",
+        "syncs failed, and the event routing the configuration describes. Exits 1 when "
+        "the store cannot be reached, 2 when the configuration is invalid or contradicts "
+        "itself (each problem named by its path).",
         epilog="example: metricache status --store redis --option url=redis://127.0.0.1:6379/0",
     )
     parser.add_argument("--json", action="store_true", help="print JSON")
@@ -61,6 +63,9 @@ def _total(view: Snapshot, name: str) -> float:
 def gather(args: argparse.Namespace) -> dict[str, Any]:
     """Collect the status as a JSON-ready dict."""
     config = load(args)
+    from metricache.events.settings import event_settings  # loaded only for this command
+
+    events = event_settings(config)  # an invalid [[events]] entry exits 2, naming its path
     store = open_configured_store(config)
     try:
         choice = select_strategy(store)
@@ -76,6 +81,8 @@ def gather(args: argparse.Namespace) -> dict[str, Any]:
             "namespace": config.sync.namespace,
             "interval": config.sync.interval,
             "retention": config.sync.retention,
+            "event_mappings": f"{len(events.mappings)} ({len(events.configured)} configured)",
+            "event_rules": len(events.routing.rules),
         }
         if choice.problem:
             status["problem"] = choice.problem

@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import attrs
@@ -31,8 +31,10 @@ from metricache.registry import Registry
 
 __all__ = [
     "EVENT_LOGGER",
+    "HookCalls",
     "LogsBackend",
     "MetricsBackend",
+    "MetricsPlan",
     "TraceRecord",
     "TraceRecorder",
     "TracesBackend",
@@ -45,26 +47,91 @@ EVENT_LOGGER = "metricache.events"
 ErrorCallback = Callable[[str, BaseException], None]
 
 
+_Call = tuple[str, Callable[..., Any], tuple[str, ...]]
+
+
+class HookCalls:
+    """The implementations of one event hook, resolved once and again only when they change.
+
+    pluggy stops at the first implementation that raises; event hooks must not, so
+    each is called separately (in pluggy's order, the last registered first) and its
+    error is reported to ``on_error`` with the plugin's name. Resolving which
+    functions to call costs more than an event, so it is remembered, and checked
+    against the plugin manager's current list (a short list, compared) per call.
+    Hook wrappers are not supported for event hooks and are skipped.
+    """
+
+    def __init__(self, hook_name: str) -> None:
+        self.hook_name = hook_name
+        self._manager: object = None
+        self._caller: Any = None
+        self._seen: list[Any] = []
+        self._calls: tuple[_Call, ...] = ()
+
+    def resolve(self, manager: Any = None) -> tuple[_Call, ...]:
+        """Return ``(plugin, function, argument names)`` for every implementation.
+
+        The same tuple object as long as the implementations stay the same.
+        """
+        if manager is None:
+            manager = get_plugin_manager()
+        if manager is not self._manager:
+            self._caller = getattr(manager.hook, self.hook_name)
+        # pluggy's own list, not the copy get_hookimpls() makes: compared, never changed.
+        impls = self._caller._hookimpls
+        if impls != self._seen or manager is not self._manager:
+            self._calls = tuple(
+                (impl.plugin_name, impl.function, _argnames(impl.argnames))
+                for impl in reversed(impls)
+                if not (impl.wrapper or impl.hookwrapper)
+            )
+            self._seen, self._manager = list(impls), manager
+        return self._calls
+
+    def call(self, kwargs: Mapping[str, Any], on_error: ErrorCallback) -> int:
+        """Call every implementation with ``kwargs``; return how many ran cleanly."""
+        ok = 0
+        for plugin, function, argnames in self.resolve():
+            try:
+                function(*[kwargs[name] for name in argnames])
+            except Exception as exc:
+                on_error(plugin, exc)
+            else:
+                ok += 1
+        return ok
+
+
+_EVENT_AND_REGISTRY = ("event", "registry")
+
+
+def _argnames(names: Iterable[str]) -> tuple[str, ...]:
+    # The usual signature is one shared tuple, recognised by identity on every call.
+    found = tuple(names)
+    return _EVENT_AND_REGISTRY if found == _EVENT_AND_REGISTRY else found
+
+
 def call_each(hook_name: str, kwargs: Mapping[str, Any], on_error: ErrorCallback) -> int:
     """Call every implementation of ``hook_name`` on its own; return how many ran cleanly.
 
-    pluggy stops at the first implementation that raises; event hooks must not, so
-    each is called separately (in pluggy's order, the last registered first) and
-    its error is reported to ``on_error`` with the plugin's name. Hook wrappers are
-    not supported for event hooks and are skipped.
+    See :class:`HookCalls` (which a caller that calls a hook often keeps).
     """
-    caller = getattr(get_plugin_manager().hook, hook_name)
-    ok = 0
-    for impl in reversed(caller.get_hookimpls()):
-        if impl.wrapper or impl.hookwrapper:
-            continue
-        try:
-            impl.function(*[kwargs[name] for name in impl.argnames])
-        except Exception as exc:
-            on_error(impl.plugin_name, exc)
-        else:
-            ok += 1
-    return ok
+    return HookCalls(hook_name).call(kwargs, on_error)
+
+
+Recorder = Callable[[Mapping[str, Any]], None]
+
+
+@attrs.frozen
+class MetricsPlan:
+    """How the metrics backend handles the events of one name, worked out once.
+
+    ``recorders``: ``(plugin, function)`` pairs from ``metricache_event_recorder``,
+    called with the payload. ``handlers``: the ``metricache_handle_event``
+    implementations of the other plugins, called with an Event.
+    """
+
+    recorders: tuple[tuple[str, Recorder], ...] = ()
+    handlers: tuple[_Call, ...] = ()
 
 
 class MetricsBackend:
@@ -75,14 +142,66 @@ class MetricsBackend:
     def __init__(self, registry: Registry, on_error: ErrorCallback) -> None:
         self.registry = registry
         self._on_error = on_error
+        self._handlers = HookCalls("metricache_handle_event")
+        self._recorders = HookCalls("metricache_event_recorder")
+        self._generation = 0
 
-    def deliver(self, event: Event, mapping: EventMapping) -> None:
-        """Call every ``metricache_handle_event`` implementation with ``event``."""
-        call_each(
-            "metricache_handle_event",
-            {"event": event, "registry": self.registry},
-            self._on_error,
-        )
+    def generation(self) -> int:
+        """A number that changes whenever the event-handling plugins change.
+
+        Checked on every kept metrics event, so the check is three comparisons: the
+        plugin manager, and pluggy's lists of the two hooks' implementations (which
+        pluggy changes in place) against copies taken when they were resolved.
+        """
+        handlers, recorders = self._handlers, self._recorders
+        if (
+            get_plugin_manager() is handlers._manager is recorders._manager
+            and handlers._caller._hookimpls == handlers._seen
+            and recorders._caller._hookimpls == recorders._seen
+        ):
+            return self._generation
+        manager = get_plugin_manager()
+        handlers.resolve(manager)
+        recorders.resolve(manager)
+        self._generation += 1
+        return self._generation
+
+    def plan(self, event_name: str) -> MetricsPlan:
+        """Ask every plugin for a recorder of ``event_name``; the rest get Events."""
+        recorders = []
+        for plugin, function, argnames in self._recorders.resolve():
+            arguments = {"event_name": event_name, "registry": self.registry}
+            try:
+                record = function(*[arguments[n] for n in argnames])
+            except Exception as exc:
+                self._on_error(plugin, exc)
+                continue
+            if record is not None:
+                recorders.append((plugin, record))
+        taken = {plugin for plugin, _ in recorders}
+        handlers = tuple(c for c in self._handlers.resolve() if c[0] not in taken)
+        return MetricsPlan(tuple(recorders), handlers)
+
+    def record(self, plan: MetricsPlan, payload: Mapping[str, Any]) -> None:
+        """Call the recorders of ``plan`` with ``payload``."""
+        for plugin, record in plan.recorders:
+            try:
+                record(payload)
+            except Exception as exc:
+                self._on_error(plugin, exc)
+
+    def deliver(self, event: Event, plan: MetricsPlan | None = None) -> None:
+        """Call the ``metricache_handle_event`` implementations (of ``plan``) with ``event``."""
+        registry = self.registry
+        handlers = self._handlers.resolve() if plan is None else plan.handlers
+        for plugin, function, argnames in handlers:
+            try:
+                if argnames is _EVENT_AND_REGISTRY:
+                    function(event, registry)
+                else:
+                    function(*[{"event": event, "registry": registry}[n] for n in argnames])
+            except Exception as exc:
+                self._on_error(plugin, exc)
 
 
 @attrs.frozen
@@ -106,24 +225,29 @@ class TraceRecorder:
         if capacity < 1:
             raise ValueError("capacity must be at least 1")
         self.capacity = capacity
-        self._records: deque[TraceRecord] = deque(maxlen=capacity)
+        # (event, mapping) pairs: a TraceRecord is built only when someone reads them.
+        self._records: deque[tuple[Event, EventMapping]] = deque(maxlen=capacity)
         self._lock = threading.Lock()
         self.recorded = 0
         self.evicted = 0
 
     def record(self, event: Event, mapping: EventMapping) -> None:
         """Keep ``event``, evicting the oldest record when full."""
-        record = TraceRecord(event, mapping.priority, mapping.metadata)
+        self.record_many([(event, mapping)])
+
+    def record_many(self, items: list[tuple[Event, EventMapping]]) -> None:
+        """Keep several events at once (one lock for all), evicting the oldest."""
         with self._lock:
-            if len(self._records) == self.capacity:
-                self.evicted += 1
-            self._records.append(record)
-            self.recorded += 1
+            room = self.capacity - len(self._records)
+            self.evicted += max(0, len(items) - room)
+            self._records.extend(items)
+            self.recorded += len(items)
 
     def records(self) -> list[TraceRecord]:
         """Return the records held, oldest first."""
         with self._lock:
-            return list(self._records)
+            held = list(self._records)
+        return [TraceRecord(event, mapping.priority, mapping.metadata) for event, mapping in held]
 
     def __len__(self) -> int:
         return len(self._records)
@@ -146,11 +270,24 @@ class TracesBackend:
     def __init__(self, recorder: TraceRecorder, on_error: ErrorCallback) -> None:
         self.recorder = recorder
         self._on_error = on_error
+        self._tracers = HookCalls("metricache_trace_event")
 
     def deliver(self, event: Event, mapping: EventMapping) -> None:
         """Record ``event``, then call every ``metricache_trace_event`` implementation."""
-        self.recorder.record(event, mapping)
-        call_each("metricache_trace_event", {"event": event, "mapping": mapping}, self._on_error)
+        self.deliver_many([(event, mapping)])
+
+    def deliver_many(self, items: list[tuple[Event, EventMapping]]) -> None:
+        """Record a batch of events, then hand each to every tracing plugin, in order."""
+        self.recorder.record_many(items)
+        tracers = self._tracers.resolve()
+        if not tracers:
+            return
+        for event, mapping in items:
+            for plugin, function, argnames in tracers:
+                try:
+                    function(*[{"event": event, "mapping": mapping}[n] for n in argnames])
+                except Exception as exc:
+                    self._on_error(plugin, exc)
 
 
 class LogsBackend:
@@ -167,6 +304,11 @@ class LogsBackend:
 
     def __init__(self, logger: logging.Logger | None = None) -> None:
         self.logger = logger or logging.getLogger(EVENT_LOGGER)
+
+    def deliver_many(self, items: list[tuple[Event, EventMapping]]) -> None:
+        """Log a batch of events, in order."""
+        for event, mapping in items:
+            self.deliver(event, mapping)
 
     def deliver(self, event: Event, mapping: EventMapping) -> None:
         """Log ``event`` at its mapping's level."""

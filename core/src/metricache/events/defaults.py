@@ -1,6 +1,7 @@
 """The default mapping set: the task, step and workflow lifecycle of a workflow engine.
 
-These are the lifecycle events of the engine this design comes from. Outcomes
+These are the lifecycle events of the engine this design comes from, and the three
+a task queue adds (``task.enqueued``, ``task.retried``, ``task.revoked``). Outcomes
 (``started``, ``completed``, ``failed``, ``cancelled``) go to metrics, where the
 conventions make ``<entity>_<status>_total`` counters and
 ``<entity>_duration_seconds`` histograms, and to traces; failures also go to the
@@ -52,6 +53,10 @@ DEFAULT_MAPPINGS: tuple[EventMapping, ...] = (
         "task.retry_requested",
     ),
     EventMapping(event="task.resolved_manually", backends=(_T, _L)),
+    # Task queues (Celery, Dramatiq): enqueued by a producer, retried, revoked.
+    EventMapping(event="task.enqueued", backends=(_M,), priority=Priority.LOW),
+    EventMapping(event="task.retried", backends=(_M, _T)),
+    EventMapping(event="task.revoked", backends=(_M, _T, _L)),
     *_outcomes("step", Priority.HIGH, "warning"),
     *_traced(
         "step.initialize_requested",

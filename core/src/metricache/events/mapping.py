@@ -51,6 +51,9 @@ class Backend(str, enum.Enum):
         return self.value
 
 
+_PRIORITY_ORDER = ("low", "normal", "high", "critical")
+
+
 class Priority(str, enum.Enum):
     """How urgent an event is when a backend's queue is full.
 
@@ -63,16 +66,15 @@ class Priority(str, enum.Enum):
     HIGH = "high"
     CRITICAL = "critical"
 
-    @property
-    def rank(self) -> int:
-        """0 for low up to 3 for critical."""
-        return _RANKS[self]
+    rank: int
+    """0 for low up to 3 for critical (a plain attribute: queues read it per event)."""
+
+    def __init__(self, value: str) -> None:
+        self.rank = _PRIORITY_ORDER.index(value)
 
     def __str__(self) -> str:
-        return self.value
+        return str(self.value)
 
-
-_RANKS = {p: i for i, p in enumerate(Priority)}
 
 EventPattern = NewType("EventPattern", str)
 """An event name (``task.completed``) or a glob of names (``task.*``)."""

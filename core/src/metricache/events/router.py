@@ -37,11 +37,12 @@ import attrs
 from metricache.events.backends import (
     LogsBackend,
     MetricsBackend,
+    MetricsPlan,
     TraceRecorder,
     TracesBackend,
 )
 from metricache.events.defaults import DEFAULT_MAPPINGS
-from metricache.events.event import Event
+from metricache.events.event import Event, make_event
 from metricache.events.handlers import configure_rules
 from metricache.events.mapping import (
     Backend,
@@ -58,16 +59,23 @@ from metricache.registry import REGISTRY, Registry
 
 if TYPE_CHECKING:
     from metricache.config import Config
+    from metricache.events.settings import EventSettings
 
 __all__ = ["BackendStats", "EventRouter", "RoutingStats"]
 
 log = logging.getLogger("metricache.events")
 
 _SLOW = (Backend.TRACES, Backend.LOGS)
+_BACKENDS = tuple(Backend)
+_INDEX = {backend: index for index, backend in enumerate(_BACKENDS)}
+_BATCH = 256  # events a traces or logs worker takes from its queue at once
+_ROUTES_LIMIT = 4096
+_NO_PLAN = MetricsPlan()
+_EMPTY: Mapping[str, Any] = {}
 
 
 class _Deliverer(Protocol):
-    def deliver(self, event: Event, mapping: EventMapping) -> None: ...
+    def deliver_many(self, items: list[tuple[Event, EventMapping]]) -> None: ...
 
 
 @attrs.frozen
@@ -120,22 +128,61 @@ def _errors_counter(registry: Registry) -> Counter:
 
 
 class _Counts:
-    """The router's counts, under one lock (one acquisition per published event)."""
+    """The router's counts, under one lock (one acquisition per published event).
+
+    ``published`` is not counted: it is ``unrouted + sampled_out + kept``. The
+    metrics backend delivers before ``publish`` returns, so its ``delivered`` is its
+    ``routed``, counted in the same step.
+    """
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
-        self.published = 0
         self.unrouted = 0
         self.sampled_out = 0
         self.kept = 0
-        self.routed = dict.fromkeys(Backend, 0)
+        self.routed = [0] * len(_BACKENDS)
         self.delivered = dict.fromkeys(Backend, 0)
         self.errors = dict.fromkeys(Backend, 0)
         self.dropped = {(b, p): 0 for b in Backend for p in Priority}
 
 
+class _Route:
+    """What publishing one event name does under one mapping table, worked out once.
+
+    ``mapping``: the mapping that applies (None: unrouted). ``rate``: its sampling
+    rate. ``metrics``: whether it goes to the metrics backend, and ``plan`` how (for
+    the plugins of ``generation``, worked out on the first kept event). ``lanes``: the
+    queues of the slow backends it goes to. ``routed``: the indexes of its backends
+    in the routed counts.
+    """
+
+    __slots__ = ("generation", "lanes", "mapping", "metrics", "plan", "rate", "routed")
+
+    def __init__(self, mapping: EventMapping | None, lanes: Mapping[Backend, _Lane]) -> None:
+        if mapping is not None and not (mapping.enabled and mapping.backends):
+            mapping = None
+        backends = mapping.backends if mapping is not None else ()
+        self.mapping = mapping
+        self.rate = float(mapping.sampling_rate) if mapping is not None else 0.0
+        self.metrics = Backend.METRICS in backends
+        self.lanes = tuple(lanes[b] for b in backends if b in lanes)
+        self.routed = tuple(_INDEX[b] for b in backends)
+        self.plan = _NO_PLAN
+        self.generation = -1
+
+
+class _Routing:
+    """A mapping table and the routes worked out from it (swapped in together)."""
+
+    __slots__ = ("routes", "table")
+
+    def __init__(self, table: MappingTable) -> None:
+        self.table = table
+        self.routes: dict[str, _Route] = {}
+
+
 class _Lane:
-    """A slow backend's bounded queue and the worker thread that drains it."""
+    """A slow backend's bounded queue and the worker thread that drains it, in batches."""
 
     def __init__(
         self,
@@ -166,8 +213,7 @@ class _Lane:
         self._reset()
 
     def offer(self, event: Event, mapping: EventMapping) -> None:
-        thread = self._thread
-        if thread is None:
+        if self._thread is None:
             self._start()
         result = self.queue.put((event, mapping), mapping.priority)
         if result.shed:
@@ -184,17 +230,16 @@ class _Lane:
     def _work(self) -> None:
         queue = self.queue
         while True:
-            got = queue.get()
-            if got is None:
+            items = queue.get_many(_BATCH)
+            if not items:
                 return
-            (event, mapping), _ = got
             try:
-                self.deliverer.deliver(event, mapping)
+                self.deliverer.deliver_many(items)
             except Exception as exc:
                 self.router._error(self.backend, "metricache", exc)
             finally:
-                self.router._delivered(self.backend)
-                queue.task_done()
+                self.router._delivered(self.backend, len(items))
+                queue.task_done(len(items))
 
     def flush(self, timeout: float | None) -> bool:
         return self._thread is None or self.queue.join(timeout)
@@ -242,10 +287,11 @@ class EventRouter:
             raise ValueError("critical_wait must be >= 0 seconds")
         self.registry = registry
         self._write_lock = threading.Lock()
-        self._table = MappingTable(DEFAULT_MAPPINGS if mappings is None else mappings)
+        self._routing = _Routing(MappingTable(DEFAULT_MAPPINGS if mappings is None else mappings))
         if rules is not None:
             configure_rules(registry, rules)
         self._sampler = sampler or Sampler()
+        self._keep = self._sampler.keep
         self._counts = _Counts()
         self._dropped_total: Counter = registry.self_metric("events_dropped", _dropped_counter)
         self._errors_total: Counter = registry.self_metric("event_errors", _errors_counter)
@@ -275,22 +321,31 @@ class EventRouter:
 
         The mappings are the defaults (unless ``event_routing.default_mappings`` is
         false) followed by the ``[[events]]`` tables; the rules are
-        ``[event_routing]``'s. ``options`` go to the constructor (``sampler`` ...).
+        ``[event_routing]``'s. An invalid or contradictory configuration raises
+        :class:`~metricache.errors.ConfigError` naming each problem's path (see
+        :func:`~metricache.events.settings.event_settings`). ``options`` go to the
+        constructor (``sampler`` ...).
         """
         from metricache.config import Config, load_config
+        from metricache.events.settings import event_settings
 
         if not isinstance(config, Config):
             config = load_config(config)
-        routing = config.event_routing
-        mappings = [*(DEFAULT_MAPPINGS if routing.default_mappings else ()), *config.events]
-        rules = RuleSet(routing.rules, conventions=routing.conventions, labels=routing.labels)
-        settings: dict[str, Any] = {
+        return cls.from_settings(event_settings(config), registry, **options)
+
+    @classmethod
+    def from_settings(
+        cls, settings: EventSettings, registry: Registry = REGISTRY, **options: Any
+    ) -> EventRouter:
+        """Build a router from validated :class:`~metricache.events.settings.EventSettings`."""
+        routing = settings.routing
+        built: dict[str, Any] = {
             "queue_size": routing.queue_size,
             "critical_wait": routing.critical_wait,
             "trace_capacity": routing.trace_capacity,
         }
-        settings.update(options)
-        return cls(registry, mappings, rules=rules, **settings)
+        built.update(options)
+        return cls(registry, settings.mappings, rules=settings.rule_set(), **built)
 
     # -- configuration -------------------------------------------------------------------
 
@@ -342,34 +397,34 @@ class EventRouter:
             except (TypeError, ValueError) as exc:
                 raise ValueError(f"mappings[{index}]: {exc}") from None
         with self._write_lock:
-            self._table = self._table.with_mappings(built)
+            self._routing = _Routing(self._routing.table.with_mappings(built))
         return tuple(built)
 
     def unmap(self, *patterns: str) -> None:
         """Remove the mappings of these patterns (exactly as mapped)."""
         with self._write_lock:
-            self._table = self._table.without(patterns)
+            self._routing = _Routing(self._routing.table.without(patterns))
 
     def replace(self, mappings: Iterable[EventMapping]) -> None:
         """Replace every mapping (the defaults included) with ``mappings``."""
-        table = MappingTable(mappings)
+        routing = _Routing(MappingTable(mappings))
         with self._write_lock:
-            self._table = table
+            self._routing = routing
 
     @property
     def mappings(self) -> tuple[EventMapping, ...]:
         """Every mapping, in the order added."""
-        return self._table.mappings
+        return self._routing.table.mappings
 
     # -- queries ---------------------------------------------------------------------------
 
     def mapping_for(self, name: str) -> EventMapping | None:
         """Return the mapping that applies to the event ``name``, or None."""
-        return self._table.lookup(name)
+        return self._routing.table.lookup(name)
 
     def routes_to(self, name: str, backend: Backend | str) -> bool:
         """Whether events named ``name`` can reach ``backend`` (mapped, enabled, rate > 0)."""
-        mapping = self._table.lookup(name)
+        mapping = self._routing.table.lookup(name)
         return mapping is not None and mapping.routes_to(backend)
 
     def routes_to_metrics(self, name: str) -> bool:
@@ -390,7 +445,7 @@ class EventRouter:
         An unknown backend name raises ``ValueError`` listing the known ones.
         """
         wanted = parse_backend(backend)
-        return [m.event for m in self._table.mappings if m.routes_to(wanted)]
+        return [m.event for m in self._routing.table.mappings if m.routes_to(wanted)]
 
     def stats(self) -> RoutingStats:
         """Return the routing counts so far."""
@@ -398,8 +453,12 @@ class EventRouter:
         with counts.lock:
             backends = {
                 backend.value: BackendStats(
-                    routed=counts.routed[backend],
-                    delivered=counts.delivered[backend],
+                    routed=counts.routed[_INDEX[backend]],
+                    delivered=(
+                        counts.routed[_INDEX[backend]]
+                        if backend is Backend.METRICS
+                        else counts.delivered[backend]
+                    ),
                     dropped=sum(counts.dropped[backend, p] for p in Priority),
                     errors=counts.errors[backend],
                     dropped_by_priority={p.value: counts.dropped[backend, p] for p in Priority},
@@ -407,7 +466,7 @@ class EventRouter:
                 for backend in Backend
             }
             return RoutingStats(
-                published=counts.published,
+                published=counts.unrouted + counts.sampled_out + counts.kept,
                 unrouted=counts.unrouted,
                 sampled_out=counts.sampled_out,
                 kept=counts.kept,
@@ -429,36 +488,65 @@ class EventRouter:
         it is the same for every event of that key, in every process. Never raises
         for a backend's sake; only a non-string ``name`` is a programmer error.
         """
-        if not isinstance(name, str):
-            raise TypeError(f"an event name is a str, got {type(name).__name__}")
-        mapping = self._table.lookup(name)
+        # What this name does under the current table was worked out on its first
+        # event: here, one lock for the counts, one Event, then the backends.
+        route = self._routing.routes.get(name)
+        if route is None:
+            route = self._route(name)
         counts = self._counts
-        if mapping is None or not mapping.enabled or not mapping.backends:
+        mapping = route.mapping
+        if mapping is None:
             with counts.lock:
-                counts.published += 1
                 counts.unrouted += 1
             return False
-        if not self._sampler.keep(mapping.sampling_rate, sampling_key):
+        if route.rate < 1.0 and not self._keep(route.rate, sampling_key):
             with counts.lock:
-                counts.published += 1
                 counts.sampled_out += 1
             return False
-        event = Event(name, payload)
         with counts.lock:
-            counts.published += 1
             counts.kept += 1
-            for backend in mapping.backends:
-                counts.routed[backend] += 1
-        for backend in mapping.backends:
-            if backend is Backend.METRICS:
-                try:
-                    self._metrics.deliver(event, mapping)
-                except Exception as exc:  # the plugin manager itself failed to load
-                    self._error(Backend.METRICS, "metricache", exc)
-                self._delivered(Backend.METRICS)
-            else:
-                self._lanes[backend].offer(event, mapping)
+            routed = counts.routed
+            for index in route.routed:
+                routed[index] += 1
+        event = None
+        if route.metrics:
+            try:
+                metrics = self._metrics
+                if route.generation != metrics.generation():  # first event, or new plugins
+                    route.plan = metrics.plan(name)
+                    route.generation = metrics.generation()
+                plan = route.plan
+                for plugin, record in plan.recorders:
+                    try:
+                        record(payload or _EMPTY)
+                    except Exception as exc:
+                        self._error(Backend.METRICS, plugin, exc)
+                if plan.handlers:
+                    event = make_event(name, payload)
+                    metrics.deliver(event, plan)
+            except Exception as exc:  # the plugin manager itself failed to load
+                self._error(Backend.METRICS, "metricache", exc)
+        if route.lanes:
+            if event is None:
+                event = make_event(name, payload)
+            item = (event, mapping)
+            for lane in route.lanes:
+                if lane._thread is None:
+                    lane._start()
+                result = lane.queue.put(item, mapping.priority)  # _Lane.offer, unrolled
+                if result.shed:
+                    self._dropped(lane.backend, result.shed, event, refused=not result.accepted)
         return True
+
+    def _route(self, name: str) -> _Route:
+        """Work out (and remember, for up to 4096 names per table) what ``name`` does."""
+        if not isinstance(name, str):
+            raise TypeError(f"an event name is a str, got {type(name).__name__}")
+        routing = self._routing
+        route = _Route(routing.table.lookup(name), self._lanes)
+        if len(routing.routes) < _ROUTES_LIMIT:
+            routing.routes[name] = route
+        return route
 
     def flush(self, timeout: float | None = 10.0) -> bool:
         """Wait until the traces and logs queues are drained; return whether they were."""
@@ -481,9 +569,9 @@ class EventRouter:
 
     # -- accounting ------------------------------------------------------------------------
 
-    def _delivered(self, backend: Backend) -> None:
+    def _delivered(self, backend: Backend, count: int = 1) -> None:
         with self._counts.lock:
-            self._counts.delivered[backend] += 1
+            self._counts.delivered[backend] += count
 
     def _dropped(
         self, backend: Backend, priorities: tuple[Priority, ...], event: Event, *, refused: bool

@@ -3,7 +3,8 @@
 Two kinds of rule apply to every event the router sends to the metrics backend:
 
 * the **conventions** of the engine this design comes from: an event
-  ``<entity>.started|completed|failed|cancelled`` increments the counter
+  ``<entity>.started|completed|failed|cancelled`` (and the task-queue statuses
+  ``enqueued``, ``retried``, ``revoked``) increments the counter
   ``<entity>_<status>_total``, and a ``duration`` (else ``execution_duration``)
   in its payload is observed by the histogram ``<entity>_duration_seconds``.
   Dots in the entity become underscores (``workflow.step.failed`` ->
@@ -39,6 +40,7 @@ from metricache.snapshot import GaugeMerge, MetricType
 __all__ = [
     "DEFAULT_LABELS",
     "DURATION_FIELDS",
+    "QUEUE_STATUSES",
     "STATUSES",
     "LabelName",
     "MetricName",
@@ -58,6 +60,10 @@ MetricName = NewType("MetricName", str)
 """A Prometheus metric name."""
 
 STATUSES = ("started", "completed", "failed", "cancelled")
+"""The outcome statuses of the workflow engine's lifecycle events."""
+QUEUE_STATUSES = ("enqueued", "retried", "revoked")
+"""The statuses task queues add (Celery, Dramatiq): conventional counters too."""
+_CONVENTIONAL = frozenset(STATUSES + QUEUE_STATUSES)
 """The last name segments the conventions turn into ``<entity>_<status>_total``."""
 DURATION_FIELDS = ("duration", "execution_duration")
 """Payload keys of a duration in seconds, in order of preference."""
@@ -174,10 +180,10 @@ def convention_names(event_name: str) -> tuple[str, str] | None:
 
     ``task.completed`` -> ``("task_completed", "task_duration_seconds")``; the
     counter is exposed as ``task_completed_total``. None when the name does not
-    end in one of :data:`STATUSES` after an entity.
+    end in one of :data:`STATUSES` or :data:`QUEUE_STATUSES` after an entity.
     """
     entity, dot, status = event_name.rpartition(".")
-    if not dot or not entity or status not in STATUSES:
+    if not dot or not entity or status not in _CONVENTIONAL:
         return None
     base = _NOT_NAME_CHAR.sub("_", entity)
     if base[0].isdigit():
