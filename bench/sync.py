@@ -5,6 +5,9 @@ Reports:
   same loop without a syncer, measured in alternating rounds in one process;
 * the time of one sync of 100,000 changed series, and of a sync with nothing
   changed (100,000 series exist);
+* a sync with one changed gauge while 10,000 gauge series exist, against a sync with
+  nothing changed (the same 10,000 exist), side by side;
+* one liveness refresh round of 100,000 held series (every one due at once);
 * a merged read of 10,000 series.
 
 Run: ``uv run python bench/sync.py`` (needs redis-server on PATH).
@@ -137,6 +140,59 @@ def sync_costs(url: str, repeat: int) -> tuple[float, float]:
     return best_changed, best_idle
 
 
+def gauge_costs(url: str, repeat: int) -> tuple[float, float]:
+    """Return seconds for a sync with 1 changed gauge and with none (10,000 exist)."""
+    registry = metricache.Registry(cardinality_limit=20_000)
+    depth = metricache.Gauge("depth", "Queue depth", ["queue"], registry=registry)
+    children = [depth.labels(f"q{i}") for i in range(10_000)]
+    for n, child in enumerate(children):
+        child.set(n)
+    store = metricache.open_store("redis", url=url)
+    syncer = Syncer(registry, store, interval=3600, namespace="bench-gauges")
+    syncer.flush()
+    syncer.flush()
+    one: list[float] = []
+    none: list[float] = []
+    for n in range(repeat * 3):
+        # Alternate, so that noise hits both.
+        children[n % len(children)].set(-n)
+        gc.collect()
+        start = time.perf_counter()
+        syncer.flush()
+        one.append(time.perf_counter() - start)
+        gc.collect()
+        start = time.perf_counter()
+        syncer.flush()
+        none.append(time.perf_counter() - start)
+    store.close()
+    return min(one), min(none)
+
+
+def refresh_round(url: str, repeat: int) -> float:
+    """Return seconds for one sync that refreshes 100,000 held series (all due)."""
+    registry = metricache.Registry(cardinality_limit=200_000)
+    counter = metricache.Counter("held", "Held", ["id"], registry=registry)
+    for i in range(100_000):
+        counter.labels(str(i)).inc()
+    store = metricache.open_store("redis", url=url)
+    syncer = Syncer(registry, store, interval=3600, namespace="bench-refresh")
+    syncer.flush()
+    syncer.flush()
+    engine = syncer._shared
+    assert engine is not None
+    best = float("inf")
+    for _ in range(repeat):
+        engine.refresh.expedite()  # every series held is due now
+        gc.collect()
+        start = time.perf_counter()
+        report = syncer.flush()
+        best = min(best, time.perf_counter() - start)
+        assert report.ok, report.error
+        assert len(engine.refresh) >= 100_000
+    store.close()
+    return best
+
+
 def merged_read(url: str, repeat: int) -> tuple[float, int]:
     """Return seconds to read the merged view of 10,000 series, and the series read."""
     registry = metricache.Registry(cardinality_limit=20_000)
@@ -167,6 +223,16 @@ def main() -> None:
         changed, idle = sync_costs(url, args.repeat)
         print(f"sync of 100,000 changed series: {changed * 1000:.0f} ms (target <= 350 ms)")
         print(f"sync of 0 changed series (100,000 exist): {idle * 1000:.2f} ms (target <= 5 ms)")
+        one, none = gauge_costs(url, args.repeat)
+        print(
+            f"sync with 1 changed gauge among 10,000: {one * 1000:.2f} ms, with none changed: "
+            f"{none * 1000:.2f} ms -> {one / none:.2f}x (target <= 2x)"
+        )
+        refresh = refresh_round(url, args.repeat)
+        print(
+            f"liveness refresh round of 100,000 held series: {refresh * 1000:.0f} ms "
+            "(target <= 300 ms)"
+        )
         read, series = merged_read(url, args.repeat)
         print(f"merged read of {series:,} series: {read * 1000:.1f} ms (target <= 50 ms)")
 

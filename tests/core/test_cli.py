@@ -82,7 +82,7 @@ def test_plugins_lists_name_distribution_version_offers_and_status(tmp_path: Pat
         "exporter:file,exporter:http,exporter:stdout",
         "ok",
     ]
-    assert by_name["events"][2:] == ["handler:handle_event", "ok"]
+    assert by_name["events"][2:] == ["handler:event_recorder,handler:handle_event", "ok"]
     as_json = run_cli("plugins", "--json", cwd=tmp_path)
     assert as_json.returncode == 0
     found = json.loads(as_json.stdout)

@@ -351,20 +351,41 @@ def _integer(keyspace: Keyspace, sid: str, raw: bytes) -> int:
 def _payload(batch: SyncBatch) -> str:
     """Return the JSON the batch script reads (key and field names included)."""
     keyspace = batch.keyspace
+    # Lives travel once each: writes and refreshes name them by their place in "lv"
+    # (1-based; 0 is no life).
+    lives: dict[str, int] = {"": 0}
     writes: list[str | int] = []
     extend = writes.extend
     for sid, life, parts, deltas in batch.writes:
+        at = lives.get(life)
+        if at is None:
+            at = lives[life] = len(lives)
+        if len(deltas) == 2:  # a counter, inlined: the usual case
+            whole, nanos = deltas
+            if -_EXACT < whole < _EXACT and -_EXACT < nanos < _EXACT:
+                if whole and nanos:
+                    extend((sid, at, 2, parts[0], whole, parts[1], nanos))
+                elif whole:
+                    extend((sid, at, 1, parts[0], whole))
+                elif nanos:
+                    extend((sid, at, 1, parts[1], nanos))
+                else:
+                    extend((sid, at, 0))
+                continue
         changed = [
             (part, delta if -_EXACT < delta < _EXACT else str(delta))
             for part, delta in zip(parts, deltas)
             if delta
         ]
-        extend((sid, life, len(changed)))
+        extend((sid, at, len(changed)))
         for pair in changed:
             extend(pair)
-    refresh: list[str] = []
+    refresh: list[str | int] = []
     for sid, life, _parts in batch.refresh:
-        refresh += (sid, life)
+        at = lives.get(life)
+        if at is None:
+            at = lives[life] = len(lives)
+        refresh += (sid, at)
     payload: dict[str, Any] = {
         "ek": keyspace.epoch().decode("ascii"),
         "ep": batch.epoch,
@@ -379,6 +400,7 @@ def _payload(batch: SyncBatch) -> str:
         "life": batch.life,
         "seq": batch.seq,
         "chk": 1 if batch.retry else 0,
+        "lv": list(lives)[1:],
         "w": writes,
         "r": refresh,
         "pr": batch.prune,

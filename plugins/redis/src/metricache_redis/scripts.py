@@ -92,38 +92,61 @@ local sp, lf, tf, ttl, seq = p.sp, p.lf, p.tf, p.ttl, p.seq
 local check = p.chk == 1
 local lost, joined, stale = {}, {}, {}
 local w = p.w
+local lives = p.lv
 local i, idx = 1, 0
 while i <= #w do
   local key = sp .. w[i]
-  local life = w[i + 1]
+  local life = lives[w[i + 1]] or ''
   local n = w[i + 2]
-  local life_now = life_of(key)
   local apply = true
-  if life ~= '' then
-    if life_now ~= life then
-      lost[#lost + 1] = idx
-      apply = false
+  local traced = false
+  if life ~= '' and not check then
+    -- The usual write: a series this instance wrote before. Its trace, if still there,
+    -- shows the series is the life the instance knows (a series created again holds
+    -- no trace of it): one call both records the batch and checks the life.
+    local fresh = redis.pcall('HSET', key, tf, seq)
+    if type(fresh) == 'table' then
+      fix(key)
+      fresh = 1
     end
-  elseif not life_now then
-    -- A series map always has its life: a key without one was not written by us.
-    if redis.call('EXISTS', key) == 1 then fix(key) end
-    redis.call('HSET', key, lf, p.life)
-    redis.call('PEXPIRE', key, ttl)
+    traced = true
+    if fresh == 1 then
+      local life_now = life_of(key)
+      if life_now ~= life then
+        -- Not the life expected: undo the trace (or the key it made), apply nothing.
+        if life_now then redis.call('HDEL', key, tf) else redis.call('DEL', key) end
+        lost[#lost + 1] = idx
+        apply = false
+      end
+    end
   else
-    joined[#joined + 1] = idx
-    joined[#joined + 1] = life_now
-    redis.call('PEXPIRE', key, ttl)
-  end
-  if apply and check then
-    -- Only this very batch can have left this number: anything else proves nothing.
-    if tonumber(redis.call('HGET', key, tf)) == seq then apply = false end
+    local life_now = life_of(key)
+    if life ~= '' then
+      if life_now ~= life then
+        lost[#lost + 1] = idx
+        apply = false
+      end
+    elseif not life_now then
+      -- A series map always has its life: a key without one was not written by us.
+      if redis.call('EXISTS', key) == 1 then fix(key) end
+      redis.call('HSET', key, lf, p.life)
+      redis.call('PEXPIRE', key, ttl)
+    else
+      joined[#joined + 1] = idx
+      joined[#joined + 1] = life_now
+      redis.call('PEXPIRE', key, ttl)
+    end
+    if apply and check then
+      -- Only this very batch can have left this number: anything else proves nothing.
+      if tonumber(redis.call('HGET', key, tf)) == seq then apply = false end
+    end
   end
   if apply then
     for k = i + 3, i + 2 + 2 * n, 2 do
       local r = redis.pcall('HINCRBY', key, w[k], w[k + 1])
       if type(r) == 'table' and r.err then repaired = repaired + 1 end
     end
-    redis.call('HSET', key, tf, seq)
+    if not traced then redis.call('HSET', key, tf, seq) end
   end
   i = i + 3 + 2 * n
   idx = idx + 1
@@ -132,7 +155,7 @@ end
 local r = p.r
 for j = 1, #r, 2 do
   local key = sp .. r[j]
-  if life_of(key) == r[j + 1] then
+  if life_of(key) == lives[r[j + 1]] then
     redis.call('PEXPIRE', key, ttl)
   else
     stale[#stale + 1] = (j - 1) / 2
