@@ -114,7 +114,13 @@ while i <= #w do
       local life_now = life_of(key)
       if life_now ~= life then
         -- Not the life expected: undo the trace (or the key it made), apply nothing.
-        if life_now then redis.call('HDEL', key, tf) else redis.call('DEL', key) end
+        if life_now then
+          redis.call('HDEL', key, tf)
+        else
+          -- A map with fields but no life was not written by metricache: replaced.
+          if redis.call('HLEN', key) > 1 then repaired = repaired + 1 end
+          redis.call('DEL', key)
+        end
         lost[#lost + 1] = idx
         apply = false
       end
