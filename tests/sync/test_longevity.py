@@ -21,7 +21,8 @@ from pathlib import Path
 import metricache
 import pytest
 from metricache.snapshot import HistogramSample, Sample
-from metricache.sync.keyspace import join_fixed, split_fixed
+from metricache.sync.keyspace import Keyspace, join_fixed, split_fixed
+from metricache.sync.reader import extend_retention
 from metricache.sync.syncer import Syncer
 
 from tests.support.faulty import Faulty
@@ -215,3 +216,30 @@ def test_a_gauge_set_before_fork_is_counted_once_by_the_process_that_set_it(
     snapshot = metricache.merged_snapshot(open_store(store_url), namespace=namespace, retention=30)
     assert counter(snapshot, "workers_up") == 1  # the master's; children reported none
     assert counter(snapshot, "served") == 7 + 1 + 2 + 3
+
+
+def test_an_export_extension_never_keeps_a_dead_instances_gauges_in_the_view(
+    redis_server: RedisServer, namespace: str
+) -> None:
+    store = metricache.open_store("redis", url=redis_server.url)
+    registry = metricache.Registry()
+    metricache.Counter("jobs", "Jobs", registry=registry).inc(3)
+    metricache.Gauge("busy", "Busy workers", registry=registry).set(2)
+    dead = Syncer(
+        registry,
+        store,
+        interval=INTERVAL,
+        retention=RETENTION,
+        namespace=namespace,
+        liveness_ttl=1.0,
+    )
+    assert dead.flush().ok  # its last sync: the instance dies right after
+    keyspace = Keyspace(namespace, RETENTION)
+    # An export that keeps failing pushes expiry back, far past the liveness TTL.
+    assert extend_retention(store, keyspace, extra=60.0) > 0
+    time.sleep(1.5)
+    snapshot = view(store, namespace)
+    assert counter(snapshot, "busy") is None  # the dead instance's gauges left on time
+    assert counter(snapshot, "jobs") == 3  # what the export covers stayed
+    time.sleep(RETENTION)
+    assert counter(view(store, namespace), "jobs") == 3  # and outlives the retention
