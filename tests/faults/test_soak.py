@@ -125,11 +125,13 @@ def test_a_fleet_soaked_through_thirty_retention_windows_ends_exact(
                 procs[1].send_signal(signal.SIGCONT)
                 thawed = True
             try:
-                view = metricache.merged_snapshot(reader, namespace=namespace, retention=RETENTION)
+                sampled = metricache.merged_snapshot(
+                    reader, namespace=namespace, retention=RETENTION
+                )
             except StoreError:
                 time.sleep(0.1)  # the store is restarting
                 continue
-            found = _series(view)
+            found = _series(sampled)
             samples += 1
             for key, numbers in found.items():
                 before_numbers = last.get(key)
@@ -166,7 +168,7 @@ def test_a_fleet_soaked_through_thirty_retention_windows_ends_exact(
 
     results = [json.loads(out.read_text()) for out in outs]
     assert all(r["final_sync_ok"] for r in results)
-    view = _series(metricache.merged_snapshot(reader, namespace=namespace, retention=RETENTION))
+    final = _series(metricache.merged_snapshot(reader, namespace=namespace, retention=RETENTION))
     truth: dict[str, list[Any]] = {}
     for result in results:
         for key, value in result["values"].items():
@@ -185,7 +187,7 @@ def test_a_fleet_soaked_through_thirty_retention_windows_ends_exact(
     sent = counted = 0.0
     excess: dict[str, float] = {}
     for key, values in truth.items():
-        got = view.get(key)
+        got = final.get(key)
         assert got is not None, f"{key} is missing"
         if isinstance(values[0], dict):
             buckets = [
@@ -229,7 +231,7 @@ def test_a_fleet_soaked_through_thirty_retention_windows_ends_exact(
         "by every instance re-sending what it lost"
     )
     fault.sent = int(work_sent)
-    fault.counted = int(view["work|shared"][0])
+    fault.counted = int(final["work|shared"][0])
     fault.compared = (
         f"{int(work_sent):,} increments of the shared counter, plus quiet counters, "
         "billionths and a histogram with a rare bucket, per series"

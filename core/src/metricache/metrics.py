@@ -154,12 +154,13 @@ class _ExceptionCounter:
 class _Child:
     """State shared by every series: its lock, labels and change-tracking flag."""
 
-    __slots__ = ("__weakref__", "_dirty", "_labels", "_lock", "family")
+    __slots__ = ("__weakref__", "_dirty", "_gone", "_labels", "_lock", "family")
 
     def __init__(self, family: MetricBase[Any], labels: tuple[str, ...]) -> None:
         self.family = family
         self._labels = labels
         self._lock = threading.Lock()
+        self._gone = False  # removed from its metric (remove(), clear())
         # A new series is "changed": the syncer must learn that it exists.
         self._dirty = True
         family._tracker.append(self)
@@ -591,6 +592,8 @@ class MetricBase(Generic[ChildT]):
         key = self._check_values(labelvalues)
         with self._lock:
             child = self._children.pop(key, None)
+            if child is not None:
+                child._gone = True
         if child is not None:
             # A syncer learns at its next sync that the series is gone (it sends what
             # the series counted since the last sync, then stops holding it).
@@ -603,6 +606,8 @@ class MetricBase(Generic[ChildT]):
         with self._lock:
             removed = list(self._children.values())
             self._children.clear()
+            for child in removed:
+                child._gone = True
         self._tracker.extend(removed)
 
     def children(self) -> list[ChildT]:

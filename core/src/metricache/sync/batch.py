@@ -23,7 +23,7 @@ The rules a store applies, series by series (see ``docs/sync.md``):
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import attrs
 
@@ -40,7 +40,7 @@ __all__ = [
     "Write",
 ]
 
-Write = tuple[str, str, tuple[str, ...], list[int]]
+Write = tuple[str, str, tuple[str, ...], Sequence[int]]
 """``(series id, expected life or "", part names, deltas aligned with the parts)``."""
 
 Refresh = tuple[str, str, tuple[str, ...]]

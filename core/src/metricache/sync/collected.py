@@ -45,7 +45,7 @@ class CollectedSeries:
     def collect(
         self,
         registry: Registry,
-        changed: Callable[[SeriesState, list[int]], None],
+        changed: Callable[[SeriesState, tuple[int, ...]], None],
         gauge: Callable[[SeriesState, str | None], None],
     ) -> None:
         """Ask every collector; report what changed.
@@ -92,7 +92,7 @@ class CollectedSeries:
                     if _restarted(state, values):
                         # The source started again from zero (reset, recreated): what it
                         # reports now is added to what the store already has.
-                        state.sent = [0] * len(values)
+                        state.sent = (0,) * len(values)
                     if values != state.sent or not state.life:
                         changed(state, values)
             for vkey in self._reported.get(ident, set()) - reported:
@@ -125,7 +125,7 @@ class CollectedSeries:
         return list(self.states.values())
 
 
-def _restarted(state: SeriesState, values: list[int]) -> bool:
+def _restarted(state: SeriesState, values: tuple[int, ...]) -> bool:
     """Whether a cumulative series went down: its source restarted from zero."""
     sent = state.sent
     if state.kind is MetricType.COUNTER:

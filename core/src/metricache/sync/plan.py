@@ -40,7 +40,7 @@ class Plan:
         self.gen = gen
         self.sent_at = sent_at  # monotonic time the batch was built and sent
         # One per batch.writes entry: (series, cumulative integers it carries).
-        self.written: list[tuple[SeriesState, list[int]]] = []
+        self.written: list[tuple[SeriesState, tuple[int, ...]]] = []
         # One per batch.refresh entry; gauges refreshed for their registration only
         # go to gauge_states.
         self.refreshed: list[SeriesState] = []
@@ -53,8 +53,8 @@ class Plan:
         self.instance = False
         self.gauges: GaugeUpdate | None = None
 
-    def add_write(self, state: SeriesState, values: list[int]) -> None:
+    def add_write(self, state: SeriesState, values: tuple[int, ...]) -> None:
         """Add the delta of ``state`` from what the store confirmed to ``values``."""
-        deltas = [v - s for v, s in zip(values, state.sent)]
+        deltas = tuple([v - s for v, s in zip(values, state.sent)])
         self.batch.writes.append((state.sid, state.life, state.parts, deltas))
         self.written.append((state, values))

@@ -100,10 +100,10 @@ class SeriesState:
         self.labels = labels
         self.sid = series_id(family, labels)
         self.parts = value_parts(kind, nbuckets)
-        self.sent = [0] * len(self.parts)
+        self.sent: tuple[int, ...] = (0,) * len(self.parts)
         # What a forked child inherited: the parent's to send, so never this instance's,
         # not even when a store that lost its data needs every total again.
-        self.base = [0] * len(self.parts)
+        self.base: tuple[int, ...] = self.sent
         self.gen = -1  # registration generation in the current epoch; -1: none
         self.life = ""  # the series' life this instance's contributions went into
         self.refresh_due = 0.0  # when this instance must next refresh it (0: not held)
@@ -120,54 +120,55 @@ class SeriesState:
     def detached(self) -> bool:
         """Return whether the series was removed from its metric."""
         child = self.child
-        if child is None:
-            return False
-        return bool(child.family._children.get(child._labels) is not child)
+        return child is not None and bool(child._gone)
 
     def forget_life(self) -> None:
         """The store no longer holds this instance's contribution: send it whole again."""
-        self.sent = list(self.base)
+        self.sent = self.base
         self.life = ""
 
 
-def _fixed(value: float, fallback: list[int]) -> list[int]:
-    return list(split_fixed(value)) if math.isfinite(value) else fallback
+_ZERO = (0, 0)
 
 
-def current_values(state: SeriesState) -> list[int]:
+def _fixed(value: float, fallback: tuple[int, ...]) -> tuple[int, ...]:
+    return split_fixed(value) if math.isfinite(value) else fallback
+
+
+def current_values(state: SeriesState) -> tuple[int, ...]:
     """Return the cumulative integers of a live counter or histogram series now."""
     child = state.child
     if state.kind is MetricType.COUNTER:
         value = child._value
         if value.is_integer():  # most counters hold whole numbers: no split needed
-            return [int(value), 0]
+            return (int(value), 0)
         return _fixed(value, state.sent)
     counts, total = child.read()
-    return [*counts, *_fixed(total, state.sent[-2:])]
+    return (*counts, *_fixed(total, state.sent[-2:]))
 
 
-def inherited_values(kind: MetricType, raw: Any) -> list[int]:
+def inherited_values(kind: MetricType, raw: Any) -> tuple[int, ...]:
     """Return the integers of what a counter or histogram series held at a fork.
 
     ``raw`` is what the registry recorded in the child (the counter's value, or the
     histogram's per-bucket counts and sum).
     """
     if kind is MetricType.COUNTER:
-        return _fixed(raw, [0, 0])
+        return _fixed(raw, _ZERO)
     counts, total = raw
-    return [*counts, *_fixed(total, [0, 0])]
+    return (*counts, *_fixed(total, _ZERO))
 
 
-def sample_values(sample: Sample | HistogramSample) -> list[int]:
+def sample_values(sample: Sample | HistogramSample) -> tuple[int, ...]:
     """Return the cumulative integers of a collector's counter or histogram sample."""
     if isinstance(sample, Sample):
-        return _fixed(sample.value, [0, 0])
+        return _fixed(sample.value, _ZERO)
     counts = []
     previous = 0
     for cumulative in sample.buckets:
         counts.append(cumulative - previous)
         previous = cumulative
-    return [*counts, *_fixed(sample.sum, [0, 0])]
+    return (*counts, *_fixed(sample.sum, _ZERO))
 
 
 def gauge_entry(child: GaugeChild) -> str:

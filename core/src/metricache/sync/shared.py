@@ -14,6 +14,7 @@ from __future__ import annotations
 import gc
 import itertools
 import logging
+import operator
 from collections.abc import Callable
 from functools import partial
 from typing import Any
@@ -117,7 +118,7 @@ class SharedSync:
             raw = self.registry.inherited.get(child)
             if raw is not None and state.kind is not MetricType.GAUGE:
                 state.base = inherited_values(state.kind, raw)
-                state.sent = list(state.base)
+                state.sent = state.base
         return state
 
     def drain(self) -> None:
@@ -277,7 +278,7 @@ class SharedSync:
             if state is None:
                 state = self._state_of(child)
             family = child.family
-            gone = family._children.get(child._labels) is not child  # removed
+            gone = child._gone  # removed from its metric
             if gone:
                 plan.dropped.append(child)
             kind = state.kind
@@ -288,15 +289,11 @@ class SharedSync:
             if kind is counter:
                 # The usual case, inlined: a whole-number counter needs no split.
                 value = child._value
-                values = [int(value), 0] if value.is_integer() else current_values(state)
-                if values[0] != sent[0] or values[1] != sent[1] or not (state.life or gone):
+                values = (int(value), 0) if value.is_integer() else current_values(state)
+                whole, nanos = values
+                if whole != sent[0] or nanos != sent[1] or not (state.life or gone):
                     writes.append(
-                        (
-                            state.sid,
-                            state.life,
-                            state.parts,
-                            [values[0] - sent[0], values[1] - sent[1]],
-                        )
+                        (state.sid, state.life, state.parts, (whole - sent[0], nanos - sent[1]))
                     )
                     written.append((state, values))
                 elif gone:
@@ -331,11 +328,10 @@ class SharedSync:
                 plan.instance = True
             plan.gauges = batch.gauges = self.gauges.update(now)
         if self.exactly_once:
-            self._written_now.update(w[0] for w in writes)
+            self._written_now.update(map(_first, writes))
             if final and self.traced:
                 # Traces of confirmed batches that this sync does not write again.
-                fresh = self._written_now
-                batch.prune = [sid for sid in self.traced if sid not in fresh]
+                batch.prune = list(self.traced - self._written_now)
         return plan
 
     def _gauge_changed(self, plan: Plan, state: SeriesState, gone: bool) -> None:
@@ -357,7 +353,7 @@ class SharedSync:
         if state.gen != plan.gen:
             self._register(plan, state, partial(family_meta, metric))
 
-    def _collected_changed(self, plan: Plan, state: SeriesState, values: list[int]) -> None:
+    def _collected_changed(self, plan: Plan, state: SeriesState, values: tuple[int, ...]) -> None:
         plan.add_write(state, values)
         if state.gen != plan.gen:
             self._register(plan, state, partial(_meta_of_state, state))
@@ -428,8 +424,9 @@ class SharedSync:
         if done is not None:
             if done < len(plan.written) and parts:
                 state, values = plan.written[done]
-                for k in parts:
-                    state.sent[k] = values[k]
+                state.sent = tuple(
+                    values[k] if k in parts else sent for k, sent in enumerate(state.sent)
+                )
             return [c for c in again if c is not None]
         traced.difference_update(batch.prune)
         stale = set(outcome.stale)
@@ -490,6 +487,9 @@ class SharedSync:
         self.instance_gen = -1
         self.gauges.lost()
         # Series never seen by the syncer yet are still in the tracker or pending.
+
+
+_first = operator.itemgetter(0)
 
 
 def _meta_of_state(state: SeriesState) -> FamilyMeta:

@@ -316,17 +316,23 @@ class RedisStore(Store):
         for start in range(0, len(wanted), _READ_CHUNK):
             chunk = wanted[start : start + _READ_CHUNK]
             layouts: dict[tuple[str, ...], int] = {}
-            args: list[Any] = [""]
-            for sid, parts in chunk:
-                args += (sid, layouts.setdefault(parts, len(layouts) + 1))
-            head = [keyspace.series_prefix, LIFE_FIELD, [list(p) for p in layouts]]
-            args[0] = json.dumps(head, separators=(",", ":"))
-            reply: list[Any] = self._call(partial(script, args=args))
+            which = [layouts.setdefault(parts, len(layouts) + 1) for _, parts in chunk]
+            head = [
+                keyspace.series_prefix,
+                LIFE_FIELD,
+                [list(p) for p in layouts],
+                [sid for sid, _ in chunk],
+                which,
+            ]
+            reply: list[Any] = self._call(
+                partial(script, args=[json.dumps(head, separators=(",", ":"))])
+            )
             at = 0
             for sid, parts in chunk:
                 life = reply[at]
-                raw = reply[at + 1 : at + 1 + len(parts)]
-                at += 1 + len(parts)
+                width = len(parts)
+                raw = reply[at + 1 : at + 1 + width]
+                at += 1 + width
                 if life is None or life == -1:
                     if life == -1:
                         key = keyspace.series(sid)
@@ -334,9 +340,10 @@ class RedisStore(Store):
                     found.append(None)
                     continue
                 try:
-                    found.append([0 if v is None else _integer(keyspace, sid, v) for v in raw])
-                except CorruptValue as exc:
-                    self.on_corrupt(exc)
+                    found.append([0 if v is None else _integer(v) for v in raw])
+                except ValueError:
+                    key = keyspace.series(sid)
+                    self.on_corrupt(CorruptValue(f"{key!r} holds a part that is no integer"))
                     found.append(None)
         return found
 
@@ -344,8 +351,12 @@ class RedisStore(Store):
 _READ_CHUNK = 10_000
 
 
-def _integer(keyspace: Keyspace, sid: str, raw: bytes) -> int:
-    return parse_int(keyspace.series(sid), raw)
+def _integer(raw: bytes) -> int:
+    """A part's value: the decimal text of a signed 64-bit integer (ValueError else)."""
+    value = int(raw)
+    if not -(2**63) <= value < 2**63 or not raw.lstrip(b"-").isdigit():
+        raise ValueError(raw)
+    return value
 
 
 def _payload(batch: SyncBatch) -> str:

@@ -221,21 +221,22 @@ redis.call('PEXPIRE', epoch_key, ttl)
 return {'applied', cur, glost, repaired, lost, joined, stale}
 """
 
-# Read series: ARGV[1] is the JSON of [prefix, life field, [[part, ...], ...]],
-# then pairs of series id and layout index (1-based). Returns, per series, its life
-# (nil when absent, -1 when the key is not a hash) followed by the values of its parts.
+# Read series: ARGV[1] is the JSON of [prefix, life field, [[part, ...], ...],
+# [series id, ...], [layout index (1-based), ...]]. Returns, per series, 1 when it is
+# there (nil when absent, -1 when the key is not a hash) followed by its parts' values.
 READ_SERIES = r"""
 local head = cjson.decode(ARGV[1])
-local sp, lf, layouts = head[1], head[2], head[3]
+local sp, lf, layouts, sids, which = head[1], head[2], head[3], head[4], head[5]
 local out = {}
-for i = 2, #ARGV, 2 do
-  local parts = layouts[tonumber(ARGV[i + 1])]
-  local r = redis.pcall('HMGET', sp .. ARGV[i], lf, unpack(parts))
+for i = 1, #sids do
+  local parts = layouts[which[i]]
+  local r = redis.pcall('HMGET', sp .. sids[i], lf, unpack(parts))
   if type(r) == 'table' and r.err then
     out[#out + 1] = -1  -- not a hash: written behind our back
     for _ = 1, #parts do out[#out + 1] = false end
   else
-    for k = 1, #r do out[#out + 1] = r[k] end
+    out[#out + 1] = r[1] and 1 or false  -- whether the series is there
+    for k = 2, #r do out[#out + 1] = r[k] end
   end
 end
 return out
