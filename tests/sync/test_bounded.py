@@ -105,7 +105,7 @@ def test_a_syncer_forgets_series_its_collectors_stopped_reporting() -> None:
         round_number[0] = n
         assert syncer.flush().ok
     collected = engine(syncer).collected
-    assert len(collected.states) == 3  # what the collector reports now, nothing more
+    assert len(collected.all_states()) == 3  # what the collector reports now, nothing more
     assert len([s for s in engine(syncer).gauges.entries if s]) < 10
     view = metricache.merged_snapshot(store, namespace="rotating")
     assert [s.labels for s in view["queue"].samples] == [("b299",)]

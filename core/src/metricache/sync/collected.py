@@ -18,29 +18,46 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Iterable
+from typing import Any, cast
 
 from metricache.registry import Registry
-from metricache.snapshot import MetricType, Sample
+from metricache.snapshot import Family, HistogramSample, MetricType, Sample, SampleColumns
 from metricache.sync.keyspace import FamilyMeta, join_fixed
-from metricache.sync.series import SeriesState, gauge_sample_entry, meta_of_family, sample_values
+from metricache.sync.series import (
+    SeriesState,
+    float_values,
+    gauge_sample_entry,
+    meta_of_family,
+    sample_values,
+)
 
 __all__ = ["CollectedSeries"]
 
 log = logging.getLogger("metricache.sync")
 
-VKey = tuple[str, tuple[str, ...]]
+
+class CollectedState(SeriesState):
+    """The record of a collector's series: also who reports it and what it last said."""
+
+    __slots__ = ("owner", "round", "seen")
+
+    def __init__(
+        self, family: str, kind: MetricType, labels: tuple[str, ...], nbuckets: int
+    ) -> None:
+        super().__init__(family, kind, labels, nbuckets)
+        self.owner = 0  # id() of the collector that reports it
+        self.round = 0  # the last collection that reported it
+        self.seen: object = None  # the value it last reported (skips unchanged series)
 
 
 class CollectedSeries:
     """The records of the series every collector of a registry reports."""
 
     def __init__(self) -> None:
-        self.states: dict[VKey, SeriesState] = {}
-        # Which series each collector reported last time (to drop those it stopped).
-        self._reported: dict[int, set[VKey]] = {}
-        self._values: dict[str, str] = {}  # gauge series id -> value text last seen
+        # family name -> label values -> record: no tuple is made per sample.
+        self.states: dict[str, dict[tuple[str, ...], CollectedState]] = {}
+        self._round = 0
 
     def collect(
         self,
@@ -55,74 +72,98 @@ class CollectedSeries:
         ``gauge(state, entry)`` for a gauge series whose value changed, and
         ``gauge(state, None)`` for one no longer reported.
         """
-        collectors = registry.collectors()
+        self._round += 1
         now = time.time()
-        seen_collectors: set[int] = set()
-        for collector in collectors:
+        answered: set[int] = set()
+        failed: set[int] = set()
+        for collector in registry.collectors():
             ident = id(collector)
-            seen_collectors.add(ident)
             try:
                 families = list(collector())
             except Exception:
                 log.exception("a custom collector failed; its families are left out")
+                failed.add(ident)
                 continue
-            reported: set[VKey] = set()
+            answered.add(ident)
             for fam in families:
-                meta: FamilyMeta | None = None
-                nbuckets = len(fam.buckets)
-                for sample in fam.samples:
-                    vkey = (fam.name, sample.labels)
-                    reported.add(vkey)
-                    state = self.states.get(vkey)
-                    if state is None:
-                        state = SeriesState(fam.name, fam.type, sample.labels, nbuckets)
-                        meta = meta or meta_of_family(fam)
-                        state.meta = meta
-                        self.states[vkey] = state
-                    if fam.type is MetricType.GAUGE:
-                        if isinstance(sample, Sample):
-                            text = repr(sample.value)
-                            if self._values.get(state.sid) != text:
-                                self._values[state.sid] = text
-                                gauge(state, gauge_sample_entry(sample, now))
-                        continue
-                    values = sample_values(sample)
-                    if len(values) != len(state.parts):
-                        continue
-                    if _restarted(state, values):
-                        # The source started again from zero (reset, recreated): what it
-                        # reports now is added to what the store already has.
-                        state.sent = (0,) * len(values)
-                    if values != state.sent or not state.life:
-                        changed(state, values)
-            for vkey in self._reported.get(ident, set()) - reported:
-                self._drop(vkey, gauge)
-            self._reported[ident] = reported
-        for ident in set(self._reported) - seen_collectors:  # unregistered collectors
-            for vkey in self._reported.pop(ident):
-                self._drop(vkey, gauge)
+                self._family(fam, ident, changed, gauge, now)
+        # What a collector that answered no longer reports is dropped; so is every series
+        # of a collector that was unregistered. One that raised keeps its series.
+        keep = answered | failed
+        for name, by_labels in list(self.states.items()):
+            stale = [
+                st
+                for st in by_labels.values()
+                if st.round != self._round and (st.owner not in keep or st.owner in answered)
+            ]
+            for st in stale:
+                del by_labels[st.labels]
+                if st.kind is MetricType.GAUGE:
+                    gauge(st, None)
+            if not by_labels:
+                del self.states[name]
 
-    def _drop(self, vkey: VKey, gauge: Callable[[SeriesState, str | None], None]) -> None:
-        state = self.states.pop(vkey, None)
-        if state is None:
-            return
-        if state.kind is MetricType.GAUGE:
-            self._values.pop(state.sid, None)
-            gauge(state, None)
+    def _family(
+        self,
+        fam: Family,
+        ident: int,
+        changed: Callable[[SeriesState, tuple[int, ...]], None],
+        gauge: Callable[[SeriesState, str | None], None],
+        now: float,
+    ) -> None:
+        by_labels = self.states.setdefault(fam.name, {})
+        samples = fam.samples
+        kind = fam.type
+        nbuckets = len(fam.buckets)
+        meta: FamilyMeta | None = None
+        current = self._round
+        if isinstance(samples, SampleColumns):
+            pairs: Iterable[tuple[tuple[str, ...], object]] = zip(samples.labelsets, samples.values)
+        else:
+            pairs = ((sample.labels, sample) for sample in samples)
+        for labels, item in pairs:
+            state = by_labels.get(labels)
+            if state is None:
+                state = CollectedState(fam.name, kind, labels, nbuckets)
+                meta = meta or meta_of_family(fam)
+                state.meta = meta
+                by_labels[labels] = state
+            state.owner = ident
+            state.round = current
+            if item == state.seen and state.life:
+                continue  # unchanged since the last collection, and confirmed
+            if kind is MetricType.GAUGE:
+                value = item.value if isinstance(item, Sample) else item
+                if isinstance(value, float | int) and state.seen != value:
+                    state.seen = value
+                    gauge(state, gauge_sample_entry(Sample(labels, float(value)), now))
+                continue
+            if isinstance(item, (Sample, HistogramSample)):
+                values = sample_values(item)
+            else:
+                values = float_values(cast(float, item))
+            if len(values) != len(state.parts):
+                continue
+            if _restarted(state, values):
+                # The source started again from zero (reset, recreated): what it
+                # reports now is added to what the store already has.
+                state.sent = (0,) * len(values)
+            if values != state.sent or not state.life:
+                changed(state, values)  # (seen is set when the store confirms it)
+            else:
+                state.seen = item
 
     def holds(self, state: SeriesState) -> bool:
         """Return whether a collector still reports ``state``."""
-        return self.states.get((state.family, state.labels)) is state
+        return self.states.get(state.family, {}).get(state.labels) is state
 
     def reset(self) -> None:
         """Forget every record (a forked child, whose collectors report its own values)."""
         self.states.clear()
-        self._reported.clear()
-        self._values.clear()
 
     def all_states(self) -> list[Any]:
         """Return every record (for a store that lost its data)."""
-        return list(self.states.values())
+        return [st for by_labels in self.states.values() for st in by_labels.values()]
 
 
 def _restarted(state: SeriesState, values: tuple[int, ...]) -> bool:

@@ -33,6 +33,7 @@ __all__ = [
     "SeriesState",
     "current_values",
     "family_meta",
+    "float_values",
     "gauge_entry",
     "gauge_sample_entry",
     "inherited_values",
@@ -157,6 +158,11 @@ def inherited_values(kind: MetricType, raw: Any) -> tuple[int, ...]:
         return _fixed(raw, _ZERO)
     counts, total = raw
     return (*counts, *_fixed(total, _ZERO))
+
+
+def float_values(value: float) -> tuple[int, ...]:
+    """Return the integers of a counter's cumulative value (a collector's)."""
+    return _fixed(value, _ZERO)
 
 
 def sample_values(sample: Sample | HistogramSample) -> tuple[int, ...]:
