@@ -23,7 +23,7 @@ from typing import Any, cast
 
 from metricache.registry import Registry
 from metricache.snapshot import Family, HistogramSample, MetricType, Sample, SampleColumns
-from metricache.sync.keyspace import FamilyMeta, join_fixed
+from metricache.sync.keyspace import FamilyMeta
 from metricache.sync.series import (
     SeriesState,
     float_values,
@@ -170,6 +170,7 @@ def _restarted(state: SeriesState, values: tuple[int, ...]) -> bool:
     """Whether a cumulative series went down: its source restarted from zero."""
     sent = state.sent
     if state.kind is MetricType.COUNTER:
-        return join_fixed(values[0], values[1]) < join_fixed(sent[0], sent[1])
+        # (whole units, billionths in [0, 1e9)) compare in order like the values.
+        return values < sent
     # A histogram's bucket counts only grow; its sum may go down (negative observations).
     return any(v < s for v, s in zip(values[:-2], sent[:-2]))

@@ -55,6 +55,10 @@ class Plan:
 
     def add_write(self, state: SeriesState, values: tuple[int, ...]) -> None:
         """Add the delta of ``state`` from what the store confirmed to ``values``."""
-        deltas = tuple([v - s for v, s in zip(values, state.sent)])
+        sent = state.sent
+        if len(values) == 2:  # a counter: the usual case
+            deltas: tuple[int, ...] = (values[0] - sent[0], values[1] - sent[1])
+        else:
+            deltas = tuple([v - s for v, s in zip(values, sent)])
         self.batch.writes.append((state.sid, state.life, state.parts, deltas))
         self.written.append((state, values))
