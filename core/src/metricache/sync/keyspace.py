@@ -14,8 +14,6 @@ key                                 holds                                 TTL
 ``NS:fam:GEN``                      map family -> metadata JSON           generation TTL
 ``NS:idx:FAMILY:GEN``               map series id -> label values JSON    generation TTL
 ``NS:inst:GEN``                     map instance key -> instance id       generation TTL
-``NS:frac:GEN``                     map family -> "1" when billionths     generation TTL
-                                    were sent (else ``f`` parts are 0)
 ``NS:s:SID``                        one series: its *life* and, on a      retention, reset
                                     store with maps of integers (Redis),  by the holders'
                                     its parts and sequence *traces*       refresh
