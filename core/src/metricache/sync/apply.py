@@ -239,7 +239,7 @@ def _refresh(store: Store, batch: SyncBatch, records: dict[bytes, LifeRecord]) -
 def _prune(store: Store, batch: SyncBatch) -> None:
     """Drop this incarnation's trace from the series the batch names."""
     keyspace = batch.keyspace
-    keys = [keyspace.series(sid) for sid in batch.prune]
+    keys = [keyspace.series(sid) for sid, _life in batch.prune]
     for key, record in read_lives(store, keys).items():
         if record.traces.pop(batch.token, None) is not None:
             store.set(key, record.encode(), batch.retention)

@@ -114,8 +114,8 @@ class SyncBatch:
     against; a store whose epoch differs applies nothing and answers ``EPOCH_CHANGED`` (installing
     ``proposed_epoch`` first if it has none). ``life`` is the life of the series this
     batch creates. ``retry`` marks a batch sent again after its answer was lost.
-    ``prune`` lists series whose trace of this incarnation may be dropped (the
-    instance knows the outcome of every batch that wrote them). ``registrations``
+    ``prune`` lists ``(series id, life)`` whose trace of this incarnation may be
+    dropped (the instance knows the outcome of every batch that wrote them). ``registrations``
     maps a map key to the entries to add to it when absent.
     """
 
@@ -131,7 +131,7 @@ class SyncBatch:
     retry: bool = False
     writes: list[Write] = attrs.field(factory=list)
     refresh: list[Refresh] = attrs.field(factory=list)
-    prune: list[str] = attrs.field(factory=list)
+    prune: list[tuple[str, str]] = attrs.field(factory=list)
     registrations: dict[bytes, dict[str, str]] = attrs.field(factory=dict)
     gauges: GaugeUpdate | None = None
 

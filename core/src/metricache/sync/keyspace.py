@@ -38,7 +38,8 @@ value of ``NS:s:SID`` on stores without maps) is a token the instance that creat
 the series chose; an instance remembers the life its contributions went into, so a
 series that expired and was created again is never taken for the old one. A *trace*
 (field ``~TOKEN``) records the last batch of one process incarnation that wrote the
-series, so a batch re-sent after any delay is recognised series by series.
+series, so a batch re-sent after any delay is recognised series by series (on Redis
+the trace's field is ``~TOKEN:LIFE``: it vouches only for the life it was written in).
 
 Registrations (``fam``, ``idx``, ``inst``) live in *generations* of
 :data:`GENERATION` seconds. An instance registers what it holds once per generation;

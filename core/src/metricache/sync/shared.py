@@ -88,7 +88,7 @@ class SharedSync:
         self.in_flight: Plan | None = None
         # Series whose trace of this incarnation the store may still hold: the last
         # batch of the next sync lets it drop those that sync does not write again.
-        self.traced: set[str] = set()
+        self.traced: dict[str, str] = {}  # series id -> the life its trace names
         self._written_now: set[str] = set()  # series the sync in progress writes
         self.scan_registry()
 
@@ -331,7 +331,8 @@ class SharedSync:
             self._written_now.update(map(_first, writes))
             if final and self.traced:
                 # Traces of confirmed batches that this sync does not write again.
-                batch.prune = list(self.traced - self._written_now)
+                fresh = self._written_now
+                batch.prune = [(sid, life) for sid, life in self.traced.items() if sid not in fresh]
         return plan
 
     def _gauge_changed(self, plan: Plan, state: SeriesState, gone: bool) -> None:
@@ -415,12 +416,12 @@ class SharedSync:
                 again.append(state.child if state.child is not None else None)
                 continue
             state.sent = values
-            if self.exactly_once:
-                traced.add(state.sid)
             if not state.life:
                 state.life = joined.get(i, batch.life)
                 if self.holds(state):
                     self.refresh.schedule(state, plan.sent_at)
+            if self.exactly_once:
+                traced[state.sid] = state.life
         if done is not None:
             if done < len(plan.written) and parts:
                 state, values = plan.written[done]
@@ -428,7 +429,9 @@ class SharedSync:
                     values[k] if k in parts else sent for k, sent in enumerate(state.sent)
                 )
             return [c for c in again if c is not None]
-        traced.difference_update(batch.prune)
+        for sid, life in batch.prune:
+            if traced.get(sid) == life:
+                del traced[sid]
         stale = set(outcome.stale)
         for j, state in enumerate(plan.refreshed):
             if j in stale:

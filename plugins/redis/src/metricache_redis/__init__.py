@@ -397,6 +397,12 @@ def _payload(batch: SyncBatch) -> str:
         if at is None:
             at = lives[life] = len(lives)
         refresh += (sid, at)
+    prune: list[str | int] = []
+    for sid, life in batch.prune:
+        at = lives.get(life)
+        if at is None:
+            at = lives[life] = len(lives)
+        prune += (sid, at)
     payload: dict[str, Any] = {
         "ek": keyspace.epoch().decode("ascii"),
         "ep": batch.epoch,
@@ -407,14 +413,14 @@ def _payload(batch: SyncBatch) -> str:
         "pttl": ttl_ms(batch.page_ttl),
         "sp": keyspace.series_prefix,
         "lf": LIFE_FIELD,
-        "tf": TRACE_PREFIX + batch.token,
+        "tf": f"{TRACE_PREFIX}{batch.token}:",
         "life": batch.life,
         "seq": batch.seq,
         "chk": 1 if batch.retry else 0,
         "lv": list(lives)[1:],
         "w": writes,
         "r": refresh,
-        "pr": batch.prune,
+        "pr": prune,
         "hk": keyspace.instance(batch.instance_key).decode("ascii"),
         "reg": [
             [key.decode("ascii"), [x for item in entries.items() for x in item]]

@@ -101,10 +101,11 @@ while i <= #w do
   local apply = true
   local traced = false
   if life ~= '' and not check then
-    -- The usual write: a series this instance wrote before. Its trace, if still there,
-    -- shows the series is the life the instance knows (a series created again holds
-    -- no trace of it): one call both records the batch and checks the life.
-    local fresh = redis.pcall('HSET', key, tf, seq)
+    -- The usual write: a series this instance wrote before, in the life it knows. The
+    -- trace is named after that life: if it is still there, the series is still that
+    -- life (a series created again holds no trace of it), so one call both records the
+    -- batch and checks the life.
+    local fresh = redis.pcall('HSET', key, tf .. life, seq)
     if type(fresh) == 'table' then
       fix(key)
       fresh = 1
@@ -115,7 +116,7 @@ while i <= #w do
       if life_now ~= life then
         -- Not the life expected: undo the trace (or the key it made), apply nothing.
         if life_now then
-          redis.call('HDEL', key, tf)
+          redis.call('HDEL', key, tf .. life)
         else
           -- A map with fields but no life was not written by metricache: replaced.
           if redis.call('HLEN', key) > 1 then repaired = repaired + 1 end
@@ -137,14 +138,16 @@ while i <= #w do
       if redis.call('EXISTS', key) == 1 then fix(key) end
       redis.call('HSET', key, lf, p.life)
       redis.call('PEXPIRE', key, ttl)
+      life = p.life
     else
       joined[#joined + 1] = idx
       joined[#joined + 1] = life_now
       redis.call('PEXPIRE', key, ttl)
+      life = life_now
     end
     if apply and check then
       -- Only this very batch can have left this number: anything else proves nothing.
-      if tonumber(redis.call('HGET', key, tf)) == seq then apply = false end
+      if tonumber(redis.call('HGET', key, tf .. life)) == seq then apply = false end
     end
   end
   if apply then
@@ -152,7 +155,7 @@ while i <= #w do
       local r = redis.pcall('HINCRBY', key, w[k], w[k + 1])
       if type(r) == 'table' and r.err then repaired = repaired + 1 end
     end
-    if not traced then redis.call('HSET', key, tf, seq) end
+    if not traced then redis.call('HSET', key, tf .. life, seq) end
   end
   i = i + 3 + 2 * n
   idx = idx + 1
@@ -168,8 +171,9 @@ for j = 1, #r, 2 do
   end
 end
 
-for _, sid in ipairs(p.pr) do
-  redis.pcall('HDEL', sp .. sid, tf)
+local pr = p.pr
+for j = 1, #pr, 2 do
+  redis.pcall('HDEL', sp .. pr[j], tf .. lives[pr[j + 1]])
 end
 
 local glost = 0
