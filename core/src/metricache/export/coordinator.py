@@ -665,12 +665,7 @@ class ExportCoordinator:
                 next_at=now,
             )
         if will_retry:
-            delay = backoff_delay(attempt, self.timing)
-            extra = retry_extension(delay, self.timing)
-            if self._extend(keyspace, extra, "failed"):
-                extended = extra if extended is None else max(extended, extra)
-                self._reference = max(self._reference, now + extra)
-            job.next_at = now + delay
+            delay, extended = self._schedule_retry(job, now, extended)
             self._metrics.exports.labels("retried").inc()
             log.warning(
                 "export of period %d failed (attempt %d of %d); retrying in %.1f s",
@@ -769,12 +764,7 @@ class ExportCoordinator:
                 error=error,
                 next_at=self._next_period_at(now),
             )
-        delay = backoff_delay(job.attempts, self.timing)
-        extra = retry_extension(delay, self.timing)
-        if self._extend(self._keyspace(job), extra, "failed"):
-            extended = extra if extended is None else max(extended, extra)
-            self._reference = max(self._reference, now + extra)
-        job.next_at = now + delay
+        delay, extended = self._schedule_retry(job, now, extended)
         if self._lease is not None:
             # Not renewed for an attempt that hangs: another instance may take the
             # period meanwhile; this one takes the lease again before its retry.
@@ -790,6 +780,21 @@ class ExportCoordinator:
             error=error,
             next_at=job.next_at,
         )
+
+    def _schedule_retry(
+        self, job: _Job, now: float, extended: float | None
+    ) -> tuple[float, float | None]:
+        """Back off after a failed attempt; extend what it covers past the retry.
+
+        Returns the delay and the largest TTL extension given during the attempt.
+        """
+        delay = backoff_delay(job.attempts, self.timing)
+        extra = retry_extension(delay, self.timing)
+        if self._extend(self._keyspace(job), extra, "failed"):
+            extended = extra if extended is None else max(extended, extra)
+            self._reference = max(self._reference, now + extra)
+        job.next_at = now + delay
+        return delay, extended
 
     def _give_lease_up(self) -> None:
         if self._lease is None:
