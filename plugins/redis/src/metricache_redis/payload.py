@@ -1,0 +1,175 @@
+"""What the batch scripts read: a sync batch as JSON, split the way the scripts run it.
+
+:func:`split_batch` turns a :class:`~metricache.sync.batch.SyncBatch` into the payload
+of each step of :mod:`metricache_redis.scripts` (control, one per shard, gauges), with
+the keys each step touches: on Redis Cluster each step is one call whose keys are
+declared and share a slot; on one server the steps are merged into one payload
+(:func:`whole_payload`). Every key and field name comes from the batch's
+:class:`~metricache.sync.keyspace.Keyspace`.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import partial
+from typing import Any
+
+import attrs
+from metricache.store import ttl_ms
+from metricache.sync.batch import SyncBatch
+from metricache.sync.keyspace import LIFE_FIELD, TRACE_PREFIX
+
+__all__ = ["Step", "StepPlan", "split_batch", "whole_payload"]
+
+_EXACT = 2**53
+
+
+@attrs.define
+class Step:
+    """One script call: its payload (before JSON) and the keys it touches."""
+
+    payload: dict[str, Any]
+    keys: list[bytes]
+
+    def encoded(self) -> str:
+        """The payload as the JSON text the script decodes."""
+        # Lua's cjson turns an empty array into an object: lists are sent as lists.
+        return json.dumps(self.payload, separators=(",", ":"))
+
+
+@attrs.define
+class StepPlan:
+    """A batch split into steps: control, shards (by shard name), gauges (or None)."""
+
+    control: Step
+    shards: dict[str, Step]
+    gauges: Step | None
+
+
+def _number(delta: int) -> int | str:
+    # A JSON number beyond 2**53 would be rounded by Lua's doubles: send it as text
+    # (HINCRBY parses it exactly).
+    return delta if -_EXACT < delta < _EXACT else str(delta)
+
+
+def split_batch(batch: SyncBatch, *, markers: bool) -> StepPlan:
+    """Split ``batch`` into its steps; ``markers`` adds each shard's marker key."""
+    keyspace = batch.keyspace
+    ttl = ttl_ms(keyspace.retention)
+    registrations = [
+        [key.decode("ascii"), [x for item in entries.items() for x in item]]
+        for key, entries in batch.registrations.items()
+    ]
+    control = Step(
+        {
+            "ek": keyspace.epoch().decode("ascii"),
+            "ep": batch.epoch,
+            "pe": batch.proposed_epoch,
+            "ttl": ttl,
+            "gttl": ttl_ms(keyspace.generation_ttl),
+            "reg": registrations,
+        },
+        [keyspace.epoch(), *batch.registrations],
+    )
+
+    # Per shard: [writes, refreshes, pruned, keys].
+    groups: dict[str, tuple[list[Any], list[Any], list[str], list[bytes]]] = {}
+    shard_of = keyspace.shard
+    series_key = keyspace.series
+
+    def group(sid: str) -> tuple[list[Any], list[Any], list[str], list[bytes]]:
+        shard = shard_of(sid)
+        found = groups.get(shard)
+        if found is None:
+            found = groups[shard] = ([], [], [], [])
+        return found
+
+    for i, (sid, life, parts, deltas) in enumerate(batch.writes):
+        writes, _, _, keys = group(sid)
+        changed = [(part, _number(delta)) for part, delta in zip(parts, deltas) if delta]
+        writes += (i, sid, life, len(changed))
+        for pair in changed:
+            writes += pair
+        keys.append(series_key(sid))
+    for j, (sid, life, _parts) in enumerate(batch.refresh):
+        _, refresh, _, keys = group(sid)
+        refresh += (j, sid, life)
+        keys.append(series_key(sid))
+    for sid in batch.prune:
+        _, _, pruned, keys = group(sid)
+        pruned.append(sid)
+        keys.append(series_key(sid))
+    common = {
+        "ep": batch.epoch,
+        "ttl": ttl,
+        "lf": LIFE_FIELD,
+        "tf": TRACE_PREFIX + batch.token,
+        "life": batch.life,
+        "seq": batch.seq,
+        "chk": 1 if batch.retry else 0,
+    }
+    shards: dict[str, Step] = {}
+    for shard, (writes, refresh, pruned, keys) in groups.items():
+        marker = keyspace.shard_epoch(shard) if markers else b""
+        entry = [keyspace.shard_prefix(shard), marker.decode("ascii"), writes, refresh, pruned]
+        shards[shard] = Step({**common, "sh": [entry]}, [*keys, marker] if markers else keys)
+    return StepPlan(control, shards, _gauges(batch))
+
+
+def _gauges(batch: SyncBatch) -> Step | None:
+    update = batch.gauges
+    if update is None:
+        return None
+    keyspace = batch.keyspace
+    header = keyspace.instance(batch.instance_key)
+    page = partial(keyspace.gauge_page, batch.instance_key, update.layout)
+    marker = ["@", update.layout]
+    keys = [header]
+    if update.full:
+        pages: list[list[Any]] = []
+        for n in range(update.pages):
+            key = page(n)
+            keys.append(key)
+            contents = [x for item in update.contents.get(n, {}).items() for x in item]
+            pages.append([key.decode("ascii"), marker + contents])
+        touch: list[str] = []
+    else:
+        pages = []
+        for n, changes in update.changes.items():
+            key = page(n)
+            keys.append(key)
+            sets = [x for sid, entry in changes.items() if entry is not None for x in (sid, entry)]
+            drops = [sid for sid, entry in changes.items() if entry is None]
+            pages.append([key.decode("ascii"), sets, drops])
+        touch = []
+        if update.touch:
+            for n in range(update.pages):
+                if n not in update.changes:
+                    key = page(n)
+                    keys.append(key)
+                    touch.append(key.decode("ascii"))
+    payload = {
+        "hk": header.decode("ascii"),
+        "live": ttl_ms(batch.liveness_ttl),
+        "pttl": ttl_ms(batch.page_ttl),
+        "g": {
+            "full": 1 if update.full else 0,
+            "id": batch.instance_id,
+            "layout": update.layout,
+            "pages": pages,
+            "touch": touch,
+        },
+    }
+    return Step(payload, keys)
+
+
+def whole_payload(plan: StepPlan) -> str:
+    """Return the JSON of the whole batch, for one call of ``APPLY_SYNC`` (one server)."""
+    payload: dict[str, Any] = dict(plan.control.payload)
+    shards = list(plan.shards.values())
+    if shards:
+        payload.update({k: v for k, v in shards[0].payload.items() if k != "sh"})
+    payload["sh"] = [step.payload["sh"][0] for step in shards]
+    if plan.gauges is not None:
+        payload.update(plan.gauges.payload)
+    return json.dumps(payload, separators=(",", ":"))
