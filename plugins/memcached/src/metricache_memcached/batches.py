@@ -53,16 +53,16 @@ _ROUNDS = 8  # add / incr again, when other writers create the same parts meanwh
 
 
 @attrs.define(eq=False, slots=True)
-class _Increment:
-    """One part of one write, and where its request stands."""
+class _Increment(Request):
+    """One part of one write: its ``incr`` request, and whether it landed."""
 
-    write: int
-    part: int
-    key: bytes
-    mkey: bytes
-    amount: int
-    whole: bool
-    request: Request | None = None
+    write: int = 0
+    part: int = 0
+    key: bytes = b""
+    mkey: bytes = b""
+    amount: int = 0
+    whole: bool = False
+    sent: bool = False
     done: bool = False
 
 
@@ -110,14 +110,23 @@ class _Apply:
         shards.update(keyspace.shard(r[0]) for r in batch.refresh)
         markers = {shard: keyspace.shard_epoch(shard) for shard in shards}
         raw = store.get_many([*write_keys, *refresh_keys, *markers.values()])
+        markers_set = set(markers.values())
         records: dict[bytes, LifeRecord] = {}
-        for key in (*write_keys, *refresh_keys):
-            value = raw.get(key)
-            if value is not None and key not in records:
-                try:
-                    records[key] = LifeRecord.decode(key, value)
-                except CorruptValue as exc:
-                    store.on_corrupt(exc)
+        expected = {
+            **{k: w[1] for k, w in zip(write_keys, batch.writes) if w[1]},
+            **{k: r[1] for k, r in zip(refresh_keys, batch.refresh)},
+        }
+        for key, value in raw.items():
+            if key in records or key in markers_set:
+                continue
+            life = expected.get(key)
+            if life is not None and value == life.encode("ascii"):
+                records[key] = LifeRecord(life)  # the usual case: the life expected, alone
+                continue
+            try:
+                records[key] = LifeRecord.decode(key, value)
+            except CorruptValue as exc:
+                store.on_corrupt(exc)
         expecting = {keyspace.shard(sid) for sid, life, _, _ in batch.writes if life}
         expecting.update(keyspace.shard(r[0]) for r in batch.refresh)
         lost_shards = tuple(sorted(s for s in expecting if markers[s] not in raw))
@@ -247,7 +256,9 @@ class _Apply:
                 if not (delta or whole):
                     continue
                 key = part_key(sid, part)
-                inc = _Increment(i, k, key, safe_key(key), delta, whole)
+                inc = _Increment(b"", True, write=i, part=k, key=key, mkey=safe_key(key))
+                inc.amount = delta
+                inc.whole = whole
                 self.increments.append(inc)
             if whole and i not in self.created:
                 mkey = safe_key(write_keys[i])
@@ -268,11 +279,19 @@ class _Apply:
     def _send_incr(self, todo: list[_Increment], pipe: Pipeline) -> None:
         route, expire = self.store.route, self.expire
         for inc in todo:
-            server = route(inc.mkey)
-            line = b"incr %s %d\r\n" % (inc.mkey, inc.amount % WRAP)
-            inc.request = pipe.add(server, Request(line))
+            mkey = inc.mkey
             if inc.whole:
-                pipe.add(server, Request(b"touch %s %d noreply\r\n" % (inc.mkey, expire), False))
+                inc.line = b"incr %s %d\r\ntouch %s %d noreply\r\n" % (
+                    mkey,
+                    inc.amount % WRAP,
+                    mkey,
+                    expire,
+                )
+            else:
+                inc.line = b"incr %s %d\r\n" % (mkey, inc.amount % WRAP)
+            inc.status = Status.UNSENT
+            inc.sent = True
+            pipe.add(route(mkey), inc)
         failure = pipe.run()
         if failure is not None:
             self._settle(todo)
@@ -281,21 +300,19 @@ class _Apply:
     def _settle(self, todo: Iterable[_Increment]) -> None:
         """Record what a failed pipeline confirmed; report the increments in doubt."""
         for inc in todo:
-            request = inc.request
-            if request is None:
+            if not inc.sent:
                 continue
-            if request.status is Status.IN_DOUBT:
+            if inc.status is Status.IN_DOUBT:
                 self.in_doubt = True
                 self.store.increment_in_doubt(inc.key, inc.amount)
-            elif request.status is Status.ANSWERED:
-                self._answered(inc, request.answer)
+            elif inc.status is Status.ANSWERED:
+                self._answered(inc, inc.answer)
 
     def _read_incr(self, todo: list[_Increment]) -> list[_Increment]:
         """Read the answers of ``todo``; return the increments whose key was missing."""
         missing: list[_Increment] = []
         for inc in todo:
-            assert inc.request is not None
-            if self._answered(inc, inc.request.answer):
+            if self._answered(inc, inc.answer):
                 missing.append(inc)
         return missing
 

@@ -17,13 +17,14 @@ from __future__ import annotations
 import enum
 import socket
 from collections.abc import Iterable
+from typing import TypeVar
 
 import attrs
-from metricache.errors import StoreUnavailable
+from metricache.errors import StoreError, StoreUnavailable
 
 from metricache_memcached.connection import Connection, closed_by_peer
 
-__all__ = ["WINDOW", "Pipeline", "Request", "Status"]
+__all__ = ["WINDOW", "Item", "Pipeline", "Request", "Status", "fetch"]
 
 WINDOW = 4096
 """Requests written to one server before its answers are read."""
@@ -48,27 +49,121 @@ class Request:
 
 
 class _Reader:
-    """Lines from a socket, through a buffer that lives as long as one exchange."""
+    """Lines and data blocks from a socket, through a buffer that lives for one exchange."""
 
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
         self.buffer = bytearray()
         self.at = 0
 
+    def _more(self) -> None:
+        if self.at > 65536:
+            del self.buffer[: self.at]
+            self.at = 0
+        chunk = self.sock.recv(262144)
+        if not chunk:
+            raise ConnectionResetError("memcached closed the connection")
+        self.buffer += chunk
+
     def line(self) -> bytes:
+        """Return the next line, without its line break."""
         while True:
             end = self.buffer.find(b"\r\n", self.at)
             if end >= 0:
                 found = bytes(self.buffer[self.at : end])
                 self.at = end + 2
-                if self.at > 65536:
-                    del self.buffer[: self.at]
-                    self.at = 0
                 return found
-            chunk = self.sock.recv(262144)
-            if not chunk:
-                raise ConnectionResetError("memcached closed the connection")
-            self.buffer += chunk
+            self._more()
+
+    def block(self, size: int) -> bytes:
+        """Return the next ``size`` bytes and skip the line break after them."""
+        while len(self.buffer) - self.at < size + 2:
+            self._more()
+        found = bytes(self.buffer[self.at : self.at + size])
+        self.at += size + 2
+        return found
+
+
+Item = tuple[bytes, int]  # item data and flags
+
+_KEYS_PER_GET = 1000  # keys in one multi-get command line
+
+
+class FetchFailed(Exception):
+    """A multi-get could not be completed (the cause is attached)."""
+
+
+def fetch(groups: dict[Connection, list[bytes]]) -> dict[bytes, Item]:
+    """Return the items present among the keys of each server: multi-gets, pipelined.
+
+    Every server gets all its ``get`` commands at once, then every answer is read.
+    Raises StoreUnavailable when a server cannot be reached or breaks the exchange
+    (a read changes nothing), StoreError when it refuses a command.
+    """
+    servers = sorted((s for s in groups if groups[s]), key=lambda s: s.name)
+    found: dict[bytes, Item] = {}
+    for server in servers:
+        server.lock.acquire()
+    try:
+        readers = _connect(servers)
+        for server in servers:
+            keys = groups[server]
+            commands = [
+                b"get " + b" ".join(keys[start : start + _KEYS_PER_GET]) + b"\r\n"
+                for start in range(0, len(keys), _KEYS_PER_GET)
+            ]
+            try:
+                server.client.sock.sendall(b"".join(commands))
+            except OSError as exc:
+                server.client.close()
+                raise StoreUnavailable(
+                    f"memcached {server.name}: {type(exc).__name__}: {exc}"
+                ) from exc
+        for server in servers:
+            reader = readers[server]
+            ends = (len(groups[server]) + _KEYS_PER_GET - 1) // _KEYS_PER_GET
+            try:
+                while ends:
+                    line = reader.line()
+                    if line == b"END":
+                        ends -= 1
+                    elif line.startswith(b"VALUE "):
+                        _, key, flags, size = line.split(b" ", 4)[:4]
+                        found[key] = (reader.block(int(size)), int(flags))
+                    else:
+                        server.client.close()
+                        raise StoreError(f"memcached {server.name} answered {line[:60]!r}")
+            except OSError as exc:
+                server.client.close()
+                raise StoreUnavailable(
+                    f"memcached {server.name}: {type(exc).__name__}: {exc}"
+                ) from exc
+    finally:
+        for server in reversed(servers):
+            server.lock.release()
+    return found
+
+
+def _connect(servers: list[Connection]) -> dict[Connection, _Reader]:
+    """Connect every server (an open connection is checked first); return their readers."""
+    readers: dict[Connection, _Reader] = {}
+    for server in servers:
+        client = server.client
+        if client.sock is not None and closed_by_peer(client.sock):
+            client.close()
+        if client.sock is None:
+            try:
+                client._connect()
+            except OSError as exc:
+                client.close()
+                raise StoreUnavailable(
+                    f"memcached {server.name}: cannot connect: {type(exc).__name__}: {exc}"
+                ) from exc
+        readers[server] = _Reader(client.sock)
+    return readers
+
+
+R = TypeVar("R", bound="Request")
 
 
 class Pipeline:
@@ -77,9 +172,12 @@ class Pipeline:
     def __init__(self) -> None:
         self._queues: dict[Connection, list[Request]] = {}
 
-    def add(self, server: Connection, request: Request) -> Request:
+    def add(self, server: Connection, request: R) -> R:
         """Queue ``request`` for ``server``; return it."""
-        self._queues.setdefault(server, []).append(request)
+        queue = self._queues.get(server)
+        if queue is None:
+            queue = self._queues[server] = []
+        queue.append(request)
         return request
 
     def __bool__(self) -> bool:
@@ -101,20 +199,7 @@ class Pipeline:
                 server.lock.release()
 
     def _run(self, servers: list[Connection]) -> BaseException | None:
-        readers: dict[Connection, _Reader] = {}
-        for server in servers:
-            client = server.client
-            if client.sock is not None and closed_by_peer(client.sock):
-                client.close()
-            if client.sock is None:
-                try:
-                    client._connect()
-                except OSError as exc:
-                    client.close()
-                    raise StoreUnavailable(
-                        f"memcached {server.name}: cannot connect: {type(exc).__name__}: {exc}"
-                    ) from exc
-            readers[server] = _Reader(client.sock)
+        readers = _connect(servers)
         positions = dict.fromkeys(servers, 0)
         failure: BaseException | None = None
         while failure is None and any(positions[s] < len(self._queues[s]) for s in servers):

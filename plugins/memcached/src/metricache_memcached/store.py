@@ -49,7 +49,7 @@ from metricache_memcached.items import (
     unsigned,
 )
 from metricache_memcached.keys import chunk_key, safe_key
-from metricache_memcached.pipeline import Pipeline, Request
+from metricache_memcached.pipeline import Pipeline, Request, fetch
 
 __all__ = ["MemcachedOptions", "MemcachedStore"]
 
@@ -72,7 +72,6 @@ ItemSize = NewType("ItemSize", int)
 """Memcached's item size limit in bytes (at least 4 KiB)."""
 
 _CHUNK_OVERHEAD = 1024  # item header, the longest key and slack, within the item limit
-_KEYS_PER_GET = 5000  # keys in one multi-get command line
 _ROUTES_KEPT = 65536  # hash tags whose server is remembered (rendezvous hashing is slow)
 _MIN_ITEM_SIZE = 4096
 _CONNECT_TIMEOUT = Seconds(2.0)
@@ -222,14 +221,8 @@ class MemcachedStore(Store):
     # -- items: fetching, encoding, writing ----------------------------------------------
 
     def _fetch(self, mkeys: Iterable[bytes]) -> dict[bytes, Item]:
-        """Return the items present among ``mkeys``: one multi-get per server."""
-        found: dict[bytes, Item] = {}
-        for server, group in self._group(dict.fromkeys(mkeys)).items():
-            for start in range(0, len(group), _KEYS_PER_GET):
-                part = group[start : start + _KEYS_PER_GET]
-                got: dict[bytes, Item] = server.call("get_many", part, writes=False)
-                found.update(got)
-        return found
+        """Return the items present among ``mkeys``: multi-gets, pipelined per server."""
+        return fetch(self._group(dict.fromkeys(mkeys)))
 
     def _values(self, items: Mapping[bytes, tuple[bytes, Item]]) -> dict[bytes, bytes]:
         """Return the values of ``items`` (key -> (memcached key, item)), chunks joined.

@@ -32,7 +32,7 @@ import redis
 from redis.cluster import ClusterNode, RedisCluster
 from redis.crc import key_slot
 
-__all__ = ["Call", "Dispatch", "State"]
+__all__ = ["Call", "Dispatch", "State", "pack"]
 
 _RETRY_PAUSE = 0.05
 _NODE: Any = ClusterNode  # untyped in redis-py
@@ -60,6 +60,28 @@ class Call:
     reply: Any = None
     error: BaseException | None = None
     ask: ClusterNode | None = None
+
+
+def pack(commands: Sequence[tuple[Any, ...]]) -> bytes:
+    """Return ``commands`` in the Redis protocol (arguments: bytes, text or integers).
+
+    redis-py encodes argument by argument through its encoder; a batch call carries
+    thousands of keys, and this plain loop costs a fraction of that.
+    """
+    out: list[bytes] = []
+    for command in commands:
+        out.append(b"*%d\r\n" % len(command))
+        for arg in command:
+            if isinstance(arg, str):
+                data = arg.encode("utf-8")
+            elif isinstance(arg, bytes):
+                data = arg
+            elif isinstance(arg, int):
+                data = b"%d" % arg
+            else:
+                raise TypeError(f"cannot send {type(arg).__name__} to Redis")
+            out.append(b"$%d\r\n%s\r\n" % (len(data), data))
+    return b"".join(out)
 
 
 class Dispatch:
@@ -162,7 +184,7 @@ class Dispatch:
         if replicas:
             commands.append(("WAIT", replicas, timeout))
         try:
-            connection.send_packed_command(connection.pack_commands(commands), check_health=False)
+            connection.send_packed_command([pack(commands)], check_health=False)
         except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
             connection.disconnect()
             pool.release(connection)

@@ -53,7 +53,11 @@ def _number(delta: int) -> int | str:
 
 
 def split_batch(batch: SyncBatch, *, markers: bool) -> StepPlan:
-    """Split ``batch`` into its steps; ``markers`` adds each shard's marker key."""
+    """Split ``batch`` into its steps.
+
+    ``markers`` (a cluster) adds each shard's marker, and lists the keys every shard
+    step touches (a cluster needs them declared; one server does not).
+    """
     keyspace = batch.keyspace
     ttl = ttl_ms(keyspace.retention)
     registrations = [
@@ -72,33 +76,54 @@ def split_batch(batch: SyncBatch, *, markers: bool) -> StepPlan:
         [keyspace.epoch(), *batch.registrations],
     )
 
-    # Per shard: [writes, refreshes, pruned, keys].
+    # Per shard: [writes, refreshes, pruned, keys]; keys only where they are declared.
     groups: dict[str, tuple[list[Any], list[Any], list[str], list[bytes]]] = {}
     shard_of = keyspace.shard
-    series_key = keyspace.series
+    prefixes: dict[str, str] = {}
 
-    def group(sid: str) -> tuple[list[Any], list[Any], list[str], list[bytes]]:
+    def series_key(sid: str) -> bytes:
+        # A series' key is its shard's prefix and its id (Keyspace.series).
+        shard = shard_of(sid)
+        prefix = prefixes.get(shard)
+        if prefix is None:
+            prefix = prefixes[shard] = keyspace.shard_prefix(shard)
+        return (prefix + sid).encode()
+
+    for i, (sid, life, parts, deltas) in enumerate(batch.writes):
         shard = shard_of(sid)
         found = groups.get(shard)
         if found is None:
             found = groups[shard] = ([], [], [], [])
-        return found
-
-    for i, (sid, life, parts, deltas) in enumerate(batch.writes):
-        writes, _, _, keys = group(sid)
-        changed = [(part, _number(delta)) for part, delta in zip(parts, deltas) if delta]
-        writes += (i, sid, life, len(changed))
-        for pair in changed:
-            writes += pair
-        keys.append(series_key(sid))
+        writes = found[0]
+        if len(parts) == 2 and not deltas[1]:  # a counter with whole units only
+            delta = deltas[0]
+            if delta:
+                writes += (i, sid, life, 1, parts[0], _number(delta))
+            else:
+                writes += (i, sid, life, 0)
+        else:
+            changed = [(part, _number(delta)) for part, delta in zip(parts, deltas) if delta]
+            writes += (i, sid, life, len(changed))
+            for pair in changed:
+                writes += pair
+        if markers:
+            found[3].append(series_key(sid))
     for j, (sid, life, _parts) in enumerate(batch.refresh):
-        _, refresh, _, keys = group(sid)
-        refresh += (j, sid, life)
-        keys.append(series_key(sid))
+        shard = shard_of(sid)
+        found = groups.get(shard)
+        if found is None:
+            found = groups[shard] = ([], [], [], [])
+        found[1].extend((j, sid, life))
+        if markers:
+            found[3].append(series_key(sid))
     for sid in batch.prune:
-        _, _, pruned, keys = group(sid)
-        pruned.append(sid)
-        keys.append(series_key(sid))
+        shard = shard_of(sid)
+        found = groups.get(shard)
+        if found is None:
+            found = groups[shard] = ([], [], [], [])
+        found[2].append(sid)
+        if markers:
+            found[3].append(series_key(sid))
     common = {
         "ep": batch.epoch,
         "ttl": ttl,
