@@ -3,8 +3,11 @@
 ``distributed_basic`` promises (docs/sync.md): after the store loses its data every
 live instance re-sends its cumulative totals within one sync, so the merged counters
 equal the sum over live instances; what instances that are gone had counted is gone
-with the store; and a restart in the middle of a sync can count that sync's delta
-twice.
+with the store; and a restart in the middle of a sync can count twice what that sync
+sent to the series it was joining. With several servers, one that restarts empty
+loses the shards it held: the instances re-send what lived there, and only that
+(the epoch and the registrations live on one server; if that one restarts, every
+instance checks everything, as after a flush).
 """
 
 from __future__ import annotations
@@ -15,8 +18,10 @@ from collections.abc import Iterable
 import metricache
 import pytest
 from metricache.snapshot import Sample
+from metricache.sync.keyspace import Keyspace
 from metricache.sync.syncer import Syncer
 from metricache_memcached import MemcachedStore
+from metricache_memcached.keys import safe_key
 from metricache_memcached.store import MemcachedOptions
 
 from tests.faults.fleet import Fleet, compare
@@ -95,6 +100,69 @@ def test_memcached_restarted_empty_keeps_the_sum_over_live_instances(
     fault.allowed = "nothing of live instances; an exited instance's counts go with the store"
     fault.worst_call_ms = round(worst * 1000, 2)
     fault.seen_in = ["metricache_store_resets_total", "log: store ... has lost its data"]
+
+
+@pytest.mark.parametrize("which", ["a-shard-server", "the-epoch-server"])
+def test_a_memcached_fleet_with_a_server_restarted_empty_keeps_the_sum_over_live_instances(
+    which: str, namespace: str, fault: FaultRecord
+) -> None:
+    with MemcachedServer() as one, MemcachedServer() as two, MemcachedServer() as three:
+        servers = [one, two, three]
+        url = "memcached://" + ",".join(f"127.0.0.1:{s.port}" for s in servers)
+        probe = MemcachedStore(MemcachedOptions(url=url))
+        epoch_port = probe.route(safe_key(Keyspace(namespace).epoch())).address[1]
+        on_epoch = which == "the-epoch-server"
+        victim = next(s for s in servers if (s.port == epoch_port) is on_epoch)
+        fleet = Fleet(
+            3,
+            store="memcached",
+            options={"url": url, "timeout": 0.5, "connect_timeout": 0.5},
+            namespace=namespace,
+            instance="fleet",
+            interval=None,  # restarts fall between syncs: nothing is in doubt
+            threads=2,
+            labels=64,
+        )
+        with fleet:
+            for _ in range(3):
+                assert all(a["ok"] for a in fleet.command("sync"))
+            victim.restart()
+            for _ in range(3):
+                answers = fleet.command("sync")
+                assert all(a["ok"] for a in answers), answers
+            finals = fleet.command("stop")
+        result = compare(metricache.merged_snapshot(probe, namespace=namespace), finals)
+
+    assert all(f["final_ok"] for f in finals)
+    assert result.exact, result.mismatches
+    assert (result.lost, result.doubled) == (0, 0)
+    resets = sum(f["self"].get("metricache_store_resets", 0) for f in finals)
+    assert resets >= len(finals)
+    logs = "".join(fleet.stderr)
+    worst = max(f["worst_call"] for f in finals)
+    assert worst < HOT_PATH_BOUND
+    if on_epoch:
+        assert "has lost its data" in logs
+        noticed = "the epoch was gone: every instance checked every series it holds"
+        seen = "log: store ... has lost its data"
+    else:
+        assert "lost the series of" in logs
+        assert "has lost its data" not in logs
+        noticed = (
+            "the shards' markers were gone: every instance checked the series it holds "
+            "there, and only those"
+        )
+        seen = "log: store ... has lost the series of N shard(s)"
+
+    fault.fault = (
+        f"a fleet of 3 memcached servers, {which.replace('-', ' ')} restarted empty between "
+        "two syncs; 3 processes count"
+    )
+    fault.store = "memcached"
+    fault.strategy = "distributed_basic"
+    fault.happened = f"{noticed}, and re-sent what the server had held ({int(resets)} resets)"
+    fault.compare_fleet(result, worst, "nothing lost, nothing doubled (nothing was in doubt)")
+    fault.seen_in = ["metricache_store_resets_total", seen]
 
 
 class RestartingStore(MemcachedStore):

@@ -228,3 +228,48 @@ def test_a_cluster_that_cannot_be_reached_is_unavailable_not_an_error_in_the_app
     metricache.Counter("x", "X", registry=registry).inc()
     report = Syncer(registry, store, interval=3600).flush()
     assert not report.ok
+
+
+def test_a_slot_migrating_mid_sync_is_waited_for_redirected_then_moved(
+    topology: ClusterTopology, namespace: str
+) -> None:
+    series = 600
+    counter, syncer = sync_counters(topology.url, namespace, series, socket_timeout=0.5)
+    assert syncer.flush().ok
+    keyspace = Keyspace(namespace)
+    shard = keyspace.shard(series_id("jobs", ("0",)))
+    slot = key_slot(keyspace.shard_epoch(shard))
+    source = master_of(topology, keyspace.shard_epoch(shard))
+    target = next(n for n in topology.masters() if n is not source)
+    source_id, target_id = topology.node_id(source), topology.node_id(target)
+    client(target).execute_command("CLUSTER", "SETSLOT", slot, "IMPORTING", source_id)
+    client(source).execute_command("CLUSTER", "SETSLOT", slot, "MIGRATING", target_id)
+    keys = client(source).execute_command("CLUSTER", "GETKEYSINSLOT", slot, 10_000)
+    assert len(keys) >= 2
+
+    def migrate(some: list[bytes]) -> None:
+        client(source).execute_command(
+            "MIGRATE", "127.0.0.1", target.port, "", 0, 5000, "KEYS", *some
+        )
+
+    migrate(keys[: len(keys) // 2])
+    for n in range(series):
+        counter.labels(str(n)).inc(10)
+    # The shard's keys are split between the two masters: its call is answered
+    # TRYAGAIN until the batch gives up; the other shards were applied.
+    split = syncer.flush()
+    assert not split.ok
+    assert "TryAgainError" in (split.error or "")
+    migrate(keys[len(keys) // 2 :])
+    # Every key moved, the slot still migrating: the source answers ASK, and the call
+    # goes to the target after ASKING. The retry applies only what had not run.
+    assert syncer.flush().ok
+    for node in (target, source, *[n for n in topology.masters() if n not in (source, target)]):
+        client(node).execute_command("CLUSTER", "SETSLOT", slot, "NODE", target_id)
+    for n in range(series):
+        counter.labels(str(n)).inc(1)
+    assert syncer.flush().ok  # the slot's calls are now MOVED to the target
+    view = metricache.merged_snapshot(syncer.store, namespace=namespace)
+    assert totals(view) == local(counter, series)
+    assert client(target).execute_command("CLUSTER", "COUNTKEYSINSLOT", slot) >= len(keys)
+    syncer.stop()
