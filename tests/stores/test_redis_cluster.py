@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from typing import Any
 
 import metricache
 import pytest
@@ -32,7 +33,8 @@ def topology() -> Iterator[ClusterTopology]:
         yield found
 
 
-def client(node: RedisNode) -> redis.Redis:
+def client(node: RedisNode) -> Any:
+    """A plain redis-py client of one node (the backdoor: what really is there)."""
     return redis.Redis(port=node.port)
 
 

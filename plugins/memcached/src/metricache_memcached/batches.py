@@ -111,20 +111,20 @@ class _Apply:
         markers = {shard: keyspace.shard_epoch(shard) for shard in shards}
         raw = store.get_many([*write_keys, *refresh_keys, *markers.values()])
         markers_set = set(markers.values())
-        records: dict[bytes, LifeRecord] = {}
+        lives: dict[bytes, str] = {}  # series key -> its life
         expected = {
             **{k: w[1] for k, w in zip(write_keys, batch.writes) if w[1]},
             **{k: r[1] for k, r in zip(refresh_keys, batch.refresh)},
         }
         for key, value in raw.items():
-            if key in records or key in markers_set:
+            if key in lives or key in markers_set:
                 continue
             life = expected.get(key)
             if life is not None and value == life.encode("ascii"):
-                records[key] = LifeRecord(life)  # the usual case: the life expected, alone
+                lives[key] = life  # the usual case: the life expected, alone
                 continue
             try:
-                records[key] = LifeRecord.decode(key, value)
+                lives[key] = LifeRecord.decode(key, value).life
             except CorruptValue as exc:
                 store.on_corrupt(exc)
         expecting = {keyspace.shard(sid) for sid, life, _, _ in batch.writes if life}
@@ -139,10 +139,10 @@ class _Apply:
             fresh = {s for s, key in markers.items() if key not in raw}
             lost_shards = tuple(sorted({*lost_shards, *fresh, *gone}))
         try:
-            applying = self._lives(write_keys, records)
+            applying = self._lives(write_keys, lives)
             self._increments(applying, write_keys)
             broken = self._broken()
-            stale = self._refresh(refresh_keys, records)
+            stale = self._refresh(refresh_keys, lives)
             self._markers(markers, present={s for s, key in markers.items() if key in raw})
             gauges_lost = write_gauges(store, batch)
             store.touch(keyspace.epoch(), batch.retention)
@@ -187,20 +187,20 @@ class _Apply:
                 applied[write] = done
         return applied
 
-    def _lives(self, write_keys: list[bytes], records: dict[bytes, LifeRecord]) -> list[int]:
+    def _lives(self, write_keys: list[bytes], lives: dict[bytes, str]) -> list[int]:
         """Sort the writes by the lives found: lost, joined, created; return the applied."""
         store, batch = self.store, self.batch
         applying: list[int] = []
         create: list[int] = []
         for i, (_sid, life, _parts, _deltas) in enumerate(batch.writes):
-            record = records.get(write_keys[i])
-            if life and (record is None or record.life != life):
+            found = lives.get(write_keys[i])
+            if life and found != life:
                 self.lost.append(i)
                 continue
-            if record is None:
+            if found is None:
                 create.append(i)
             elif not life:
-                self.joined[i] = record.life
+                self.joined[i] = found
             applying.append(i)
         if not create:
             return applying
@@ -226,11 +226,11 @@ class _Apply:
             # whole next time, and join the life they gave it.
             raise _Failed(failure)
         if again:
-            found = store.get_many([write_keys[i] for i in again])
+            present = store.get_many([write_keys[i] for i in again])
             for i in again:
                 key = write_keys[i]
                 try:
-                    raw = found.get(key)
+                    raw = present.get(key)
                     if raw is None:
                         raise CorruptValue(f"{key!r} vanished as it was created")
                     self.joined[i] = LifeRecord.decode(key, raw).life
@@ -391,17 +391,14 @@ class _Apply:
         if failure is not None:
             raise _Failed(failure)
 
-    def _refresh(
-        self, refresh_keys: list[bytes], records: dict[bytes, LifeRecord]
-    ) -> tuple[int, ...]:
+    def _refresh(self, refresh_keys: list[bytes], lives: dict[bytes, str]) -> tuple[int, ...]:
         """Push back the expiry of every series refreshed whole; return the stale ones."""
         keyspace, batch = self.keyspace, self.batch
         stale: list[int] = []
         pipe = Pipeline()
         wanted: list[tuple[int, list[tuple[bytes, Request]]]] = []
         for j, (sid, life, parts) in enumerate(batch.refresh):
-            record = records.get(refresh_keys[j])
-            if record is None or record.life != life:
+            if lives.get(refresh_keys[j]) != life:
                 stale.append(j)
                 continue
             requests = []

@@ -106,9 +106,10 @@ class MemcachedOptions:
         ``memcached://host[:port]``, or several servers separated by commas
         (``memcached://10.0.0.1:11211,10.0.0.2:11211``); the port defaults to 11211
         and an IPv6 address goes in brackets (``memcached://[::1]:11211``). Keys are
-        spread over the servers by rendezvous hashing; every process must list the
-        same servers. Memcached's text protocol has no passwords: a URL with user
-        information is refused.
+        spread over the servers by rendezvous hashing of their hash tag (a series'
+        keys share a server, and so do the epoch and the registrations); every
+        process must list the same servers. Memcached's text protocol has no
+        passwords: a URL with user information is refused.
     ``connect_timeout``
         Seconds to wait for a connection (default 2). A server that cannot be
         reached fails the sync, which keeps its deltas for the next one.
