@@ -15,8 +15,8 @@ finishes reading what it wrote to the others) and reports the failure.
 from __future__ import annotations
 
 import enum
+import re
 import socket
-from collections.abc import Iterable
 from typing import TypeVar
 
 import attrs
@@ -65,23 +65,55 @@ class _Reader:
             raise ConnectionResetError("memcached closed the connection")
         self.buffer += chunk
 
-    def line(self) -> bytes:
-        """Return the next line, without its line break."""
-        while True:
-            end = self.buffer.find(b"\r\n", self.at)
-            if end >= 0:
-                found = bytes(self.buffer[self.at : end])
+    def lines(self, count: int, found: list[bytes]) -> None:
+        """Append the next ``count`` lines to ``found``.
+
+        The lines that arrived stay there if the connection breaks half way.
+        """
+        while len(found) < count:
+            end = self.buffer.rfind(b"\r\n", self.at)
+            if end < 0:
+                self._more()
+                continue
+            parts = bytes(self.buffer[self.at : end]).split(b"\r\n")
+            need = count - len(found)
+            if len(parts) > need:
+                parts = parts[:need]
+                self.at += sum(len(p) for p in parts) + 2 * need
+            else:
                 self.at = end + 2
-                return found
+            found += parts
+
+    def values(self, ends: int, found: dict[bytes, tuple[bytes, int]]) -> None:
+        """Read the answers of ``ends`` multi-gets into ``found`` (key -> data, flags).
+
+        Raises StoreError on an answer that is neither a value nor ``END``.
+        """
+        match = _VALUE.match
+        while ends:
+            buffer, at = self.buffer, self.at
+            if buffer.startswith(b"END\r\n", at):
+                self.at = at + 5
+                ends -= 1
+                continue
+            header = match(buffer, at)
+            if header is not None:
+                start = header.end()
+                stop = start + int(header.group(3))
+                if len(buffer) >= stop + 2:
+                    found[bytes(header.group(1))] = (
+                        bytes(buffer[start:stop]),
+                        int(header.group(2)),
+                    )
+                    self.at = stop + 2
+                    continue
+            elif buffer.find(b"\r\n", at) >= 0 and not buffer.startswith(b"VALUE ", at):
+                line = bytes(buffer[at : buffer.find(b"\r\n", at)])
+                raise StoreError(f"memcached answered {line[:60]!r}")
             self._more()
 
-    def block(self, size: int) -> bytes:
-        """Return the next ``size`` bytes and skip the line break after them."""
-        while len(self.buffer) - self.at < size + 2:
-            self._more()
-        found = bytes(self.buffer[self.at : self.at + size])
-        self.at += size + 2
-        return found
+
+_VALUE = re.compile(rb"VALUE (\S+) (\d+) (\d+)\r\n")
 
 
 Item = tuple[bytes, int]  # item data and flags
@@ -120,19 +152,12 @@ def fetch(groups: dict[Connection, list[bytes]]) -> dict[bytes, Item]:
                     f"memcached {server.name}: {type(exc).__name__}: {exc}"
                 ) from exc
         for server in servers:
-            reader = readers[server]
             ends = (len(groups[server]) + _KEYS_PER_GET - 1) // _KEYS_PER_GET
             try:
-                while ends:
-                    line = reader.line()
-                    if line == b"END":
-                        ends -= 1
-                    elif line.startswith(b"VALUE "):
-                        _, key, flags, size = line.split(b" ", 4)[:4]
-                        found[key] = (reader.block(int(size)), int(flags))
-                    else:
-                        server.client.close()
-                        raise StoreError(f"memcached {server.name} answered {line[:60]!r}")
+                readers[server].values(ends, found)
+            except StoreError as exc:
+                server.client.close()
+                raise StoreError(f"memcached {server.name}: {exc}") from exc
             except OSError as exc:
                 server.client.close()
                 raise StoreUnavailable(
@@ -226,11 +251,20 @@ class Pipeline:
         return failure
 
     @staticmethod
-    def _answers(reader: _Reader, window: Iterable[Request]) -> None:
-        for request in window:
-            if request.reply:
-                request.answer = reader.line()
-            request.status = Status.ANSWERED
+    def _answers(reader: _Reader, window: list[Request]) -> None:
+        lines: list[bytes] = []
+        try:
+            reader.lines(sum(1 for r in window if r.reply), lines)
+        finally:
+            # The requests answered before a failure keep their answers.
+            answers = iter(lines)
+            for request in window:
+                if request.reply:
+                    answer = next(answers, None)
+                    if answer is None:
+                        break
+                    request.answer = answer
+                request.status = Status.ANSWERED
 
     @staticmethod
     def _broken(server: Connection, window: list[Request]) -> None:

@@ -203,6 +203,10 @@ class MemcachedStore(Store):
         servers = self._connections()
         if self._hasher is None:
             return servers[0]
+        return self._routed(mkey)
+
+    def _routed(self, mkey: bytes) -> Connection:
+        """:meth:`route` without the fork check, for a fleet (the caller made it)."""
         tag = hash_tag(mkey)
         found = self._routes.get(tag)
         if found is None:
@@ -213,10 +217,17 @@ class MemcachedStore(Store):
         return found
 
     def _group(self, mkeys: Iterable[bytes]) -> dict[Connection, list[bytes]]:
+        servers = self._connections()
+        if self._hasher is None:
+            return {servers[0]: list(mkeys)}
         groups: dict[Connection, list[bytes]] = {}
-        route = self.route
+        routed = self._routed
         for mkey in mkeys:
-            groups.setdefault(route(mkey), []).append(mkey)
+            server = routed(mkey)
+            group = groups.get(server)
+            if group is None:
+                group = groups[server] = []
+            group.append(mkey)
         return groups
 
     # -- items: fetching, encoding, writing ----------------------------------------------
