@@ -7,10 +7,15 @@ disk but its configuration, and is stopped by :meth:`stop`.
 
 * :class:`ClusterTopology`: ``masters`` masters with ``replicas`` replicas each,
   made into a cluster with ``redis-cli --cluster create``; a master that stops
-  answering is failed over within about two seconds (``cluster-node-timeout`` 1000).
+  answering is failed over within about four seconds (``cluster-node-timeout`` 2000).
 * :class:`SentinelTopology`: one master, ``replicas`` replicas and ``sentinels``
   sentinels (quorum: a majority) watching it as ``mymaster``; a master that stops
-  answering is failed over within about three seconds.
+  answering is failed over within about four seconds (``down-after-milliseconds``
+  2500).
+
+The timeouts are short for tests, yet long enough that a node starved of CPU for a
+second on a busy machine is not failed over by mistake (which could promote a
+replica still empty from a restart).
 """
 
 from __future__ import annotations
@@ -221,9 +226,7 @@ class ClusterTopology(_Topology):
             "--cluster-config-file",
             "nodes.conf",
             "--cluster-node-timeout",
-            "1000",
-            "--cluster-replica-validity-factor",
-            "0",
+            "2000",
         ]
         try:
             for _ in range(self.masters_count * (1 + self.replicas)):
@@ -403,7 +406,7 @@ class SentinelTopology(_Topology):
                     f"port {sentinel.port}\n"
                     "bind 127.0.0.1\n"
                     f"sentinel monitor {self.service} 127.0.0.1 {master.port} {quorum}\n"
-                    f"sentinel down-after-milliseconds {self.service} 1000\n"
+                    f"sentinel down-after-milliseconds {self.service} 2500\n"
                     f"sentinel failover-timeout {self.service} 5000\n"
                     f"sentinel parallel-syncs {self.service} 1\n",
                     encoding="utf-8",
@@ -421,6 +424,15 @@ class SentinelTopology(_Topology):
         """``redis+sentinel://`` naming every sentinel and the service."""
         hosts = ",".join(f"127.0.0.1:{s.port}" for s in self.sentinels)
         return f"redis+sentinel://{hosts}/{self.service}"
+
+    def agreed_master(self) -> RedisNode | None:
+        """The master every running sentinel names, if they all name the same one."""
+        ports = set()
+        for sentinel in self.sentinels:
+            if sentinel.running:
+                reply = sentinel.call("SENTINEL", "get-master-addr-by-name", self.service)
+                ports.add(int(reply.splitlines()[1]))
+        return self.node(ports.pop()) if len(ports) == 1 else None
 
     def master(self) -> RedisNode:
         """The node the sentinels currently name as the master."""
@@ -467,10 +479,22 @@ class SentinelTopology(_Topology):
         """SIGKILL the master and wait until the sentinels promote a replica; return it."""
         old = self.master()
         old.kill()
+        return self.wait_promoted(old, timeout)
+
+    def wait_promoted(self, old: RedisNode, timeout: float = 30.0) -> RedisNode:
+        """Wait until every sentinel names a master other than ``old``; return it.
+
+        Every sentinel, not only one: a sentinel that still believed in ``old`` when
+        it comes back would make the promoted master its replica (and empty it).
+        """
 
         def promoted() -> bool:
-            current = self.master()
-            return current is not old and "role:master" in current.call("INFO", "replication")
+            current = self.agreed_master()
+            return (
+                current is not None
+                and current is not old
+                and "role:master" in current.call("INFO", "replication")
+            )
 
         _wait(promoted, timeout, "the sentinels to promote a replica")
         return self.master()
@@ -481,6 +505,7 @@ class SentinelTopology(_Topology):
         (The sentinels would make it one too, at their next look at it, within ten
         seconds; an operator or an orchestrator usually restarts it so right away.)
         """
-        node.extra = ["--replicaof", "127.0.0.1", str(self.master().port)]
+        master = self.wait_promoted(node, timeout)  # every sentinel knows the new master
+        node.extra = ["--replicaof", "127.0.0.1", str(master.port)]
         node.start()
         self.wait_healthy(timeout)
