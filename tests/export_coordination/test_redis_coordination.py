@@ -287,7 +287,7 @@ def test_nothing_a_retried_export_covers_expires_while_it_is_retried(
     sync_sample_metrics(redis_server.url, namespace + "-control", retention)
     synced = time.monotonic()
     client = redis.Redis.from_url(redis_server.url)
-    value_keys = sorted(client.scan_iter(match=f"{namespace}:s:*"))  # one hash per series
+    value_keys = sorted(client.scan_iter(match=f"{{{namespace}/*}}:s:*"))  # one hash per series
     assert value_keys
 
     ttls_after_failures: list[int] = []
@@ -343,7 +343,7 @@ def test_a_ttl_extension_is_a_real_ttl_refresh_in_redis(
 ) -> None:
     sync_sample_metrics(redis_server.url, namespace, retention=30)
     client = redis.Redis.from_url(redis_server.url)
-    values = {k: client.hgetall(k) for k in client.scan_iter(match=f"{namespace}:s:*")}
+    values = {k: client.hgetall(k) for k in client.scan_iter(match=f"{{{namespace}/*}}:s:*")}
     assert values
     exporter = FlakyExporter(failures=1)
     coordinator = ExportCoordinator(

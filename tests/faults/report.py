@@ -156,6 +156,7 @@ def _parametrized_ids(function: ast.FunctionDef) -> list[str]:
 
 MODULE_ORDER = (
     "test_redis_faults",
+    "test_redis_topology_faults",
     "test_proxy_faults",
     "test_memcached_faults",
     "test_corrupt_values",

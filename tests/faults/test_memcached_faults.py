@@ -3,22 +3,25 @@
 ``distributed_basic`` promises (docs/sync.md): after the store loses its data every
 live instance re-sends its cumulative totals within one sync, so the merged counters
 equal the sum over live instances; what instances that are gone had counted is gone
-with the store; and a restart in the middle of a sync can count that sync's delta
-twice.
+with the store; and a restart in the middle of a sync can count twice what that sync
+sent to the series it was joining. With several servers, one that restarts empty
+loses the shards it held: the instances re-send what lived there, and only that
+(the epoch and the registrations live on one server; if that one restarts, every
+instance checks everything, as after a flush).
 """
 
 from __future__ import annotations
 
 import logging
-from collections import Counter
+from collections.abc import Iterable
 
 import metricache
 import pytest
 from metricache.snapshot import Sample
-from metricache.sync.batch import SyncBatch, SyncOutcome
-from metricache.sync.keyspace import Keyspace, series_id
+from metricache.sync.keyspace import Keyspace
 from metricache.sync.syncer import Syncer
 from metricache_memcached import MemcachedStore
+from metricache_memcached.keys import safe_key
 from metricache_memcached.store import MemcachedOptions
 
 from tests.faults.fleet import Fleet, compare
@@ -99,87 +102,162 @@ def test_memcached_restarted_empty_keeps_the_sum_over_live_instances(
     fault.seen_in = ["metricache_store_resets_total", "log: store ... has lost its data"]
 
 
+@pytest.mark.parametrize("which", ["a-shard-server", "the-epoch-server"])
+def test_a_memcached_fleet_with_a_server_restarted_empty_keeps_the_sum_over_live_instances(
+    which: str, namespace: str, fault: FaultRecord
+) -> None:
+    with MemcachedServer() as one, MemcachedServer() as two, MemcachedServer() as three:
+        servers = [one, two, three]
+        url = "memcached://" + ",".join(f"127.0.0.1:{s.port}" for s in servers)
+        probe = MemcachedStore(MemcachedOptions(url=url))
+        epoch_port = probe.route(safe_key(Keyspace(namespace).epoch())).address[1]
+        on_epoch = which == "the-epoch-server"
+        victim = next(s for s in servers if (s.port == epoch_port) is on_epoch)
+        fleet = Fleet(
+            3,
+            store="memcached",
+            options={"url": url, "timeout": 0.5, "connect_timeout": 0.5},
+            namespace=namespace,
+            instance="fleet",
+            interval=None,  # restarts fall between syncs: nothing is in doubt
+            threads=2,
+            labels=64,
+        )
+        with fleet:
+            for _ in range(3):
+                assert all(a["ok"] for a in fleet.command("sync"))
+            victim.restart()
+            for _ in range(3):
+                answers = fleet.command("sync")
+                assert all(a["ok"] for a in answers), answers
+            finals = fleet.command("stop")
+        result = compare(metricache.merged_snapshot(probe, namespace=namespace), finals)
+
+    assert all(f["final_ok"] for f in finals)
+    assert result.exact, result.mismatches
+    assert (result.lost, result.doubled) == (0, 0)
+    resets = sum(f["self"].get("metricache_store_resets", 0) for f in finals)
+    assert resets >= len(finals)
+    logs = "".join(fleet.stderr)
+    worst = max(f["worst_call"] for f in finals)
+    assert worst < HOT_PATH_BOUND
+    if on_epoch:
+        assert "has lost its data" in logs
+        noticed = "the epoch was gone: every instance checked every series it holds"
+        seen = "log: store ... has lost its data"
+    else:
+        assert "lost the series of" in logs
+        assert "has lost its data" not in logs
+        noticed = (
+            "the shards' markers were gone: every instance checked the series it holds "
+            "there, and only those"
+        )
+        seen = "log: store ... has lost the series of N shard(s)"
+
+    fault.fault = (
+        f"a fleet of 3 memcached servers, {which.replace('-', ' ')} restarted empty between "
+        "two syncs; 3 processes count"
+    )
+    fault.store = "memcached"
+    fault.strategy = "distributed_basic"
+    fault.happened = f"{noticed}, and re-sent what the server had held ({int(resets)} resets)"
+    fault.compare_fleet(result, worst, "nothing lost, nothing doubled (nothing was in doubt)")
+    fault.seen_in = ["metricache_store_resets_total", seen]
+
+
 class RestartingStore(MemcachedStore):
-    """The memcached store; restarts its server (empty) after the ``at``-th increment."""
+    """The memcached store; restarts its server (empty) right after a batch read its lives.
+
+    That is the middle of a sync: the batch has decided, series by series, which life
+    each write goes into, and its increments have not gone out yet.
+    """
 
     def __init__(self, options: MemcachedOptions, server: MemcachedServer) -> None:
         super().__init__(options)
         self.server = server
-        self.at: int | None = None
-        self.increments = 0
-        self.after_restart: Counter[bytes] = Counter()
+        self.armed = False
 
-    def incr(self, key: bytes, amount: int, ttl: float) -> int:
-        value = super().incr(key, amount, ttl)
-        if self.at is not None:
-            self.increments += 1
-            if self.increments > self.at:
-                self.after_restart[key] += amount
-            elif self.increments == self.at:
-                self.server.restart()
-        return value
-
-    def apply_sync(self, batch: SyncBatch) -> SyncOutcome:
-        outcome = super().apply_sync(batch)
-        if self.at is not None and self.increments >= self.at:
-            self.at = None  # the rest of the batch the restart cut through is recorded
-        return outcome
+    def get_many(self, keys: Iterable[bytes]) -> dict[bytes, bytes]:
+        wanted = list(keys)
+        found = super().get_many(wanted)
+        if self.armed and any(b":s:" in key for key in wanted):
+            self.armed = False
+            self.server.restart()
+        return found
 
 
-def test_memcached_restarted_in_the_middle_of_a_sync_counts_that_syncs_rest_twice(
+def test_memcached_restarted_in_the_middle_of_a_sync_doubles_only_the_series_it_was_joining(
     fresh_memcached: MemcachedServer,
     namespace: str,
     fault: FaultRecord,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.WARNING, logger="metricache")
-    registry = metricache.Registry()
-    orders = metricache.Counter("orders", "Orders", ["shop"], registry=registry)
-    shops = [f"s{n}" for n in range(6)]
-    store = RestartingStore(MemcachedOptions(url=fresh_memcached.url), fresh_memcached)
-    syncer = Syncer(registry, store, interval=3600, namespace=namespace, instance_id="one")
-    for n, shop in enumerate(shops):
-        orders.labels(shop).inc(10 * (n + 1))
-    assert syncer.flush().ok
-    for n, shop in enumerate(shops):
-        orders.labels(shop).inc(n + 1)
-    store.at = 3  # the server restarts after the third increment of the next sync
-    interrupted = syncer.flush()
-    assert interrupted.ok  # the increments after the restart landed in the empty store
-    # The same sync found its instance header gone, went on, met the store's new epoch,
-    # checked every series it holds, and sent again the ones the restart lost.
-    assert interrupted.resent_totals
-    after = syncer.flush()
-    assert after.ok
+    options = MemcachedOptions(url=fresh_memcached.url)
+    # Instance B creates the series "new-*"; instance A holds "s*" and joins "new-*"
+    # in the very sync the server restarts in.
+    held = [f"s{n}" for n in range(6)]
+    joined = ["new-0", "new-1"]
+    registry_b = metricache.Registry()
+    orders_b = metricache.Counter("orders", "Orders", ["shop"], registry=registry_b)
+    b = Syncer(registry_b, MemcachedStore(options), namespace=namespace, instance_id="b")
+    registry_a = metricache.Registry()
+    orders_a = metricache.Counter("orders", "Orders", ["shop"], registry=registry_a)
+    store = RestartingStore(options, fresh_memcached)
+    a = Syncer(registry_a, store, interval=3600, namespace=namespace, instance_id="a")
+    for n, shop in enumerate(held):
+        orders_a.labels(shop).inc(10 * (n + 1))
+    assert a.flush().ok
+    for n, shop in enumerate(joined):
+        orders_b.labels(shop).inc(100 * (n + 1))
+    assert b.flush().ok
+    for n, shop in enumerate(held):
+        orders_a.labels(shop).inc(n + 1)
+    for n, shop in enumerate(joined):
+        orders_a.labels(shop).inc(1000 * (n + 1))
+    store.armed = True
+    interrupted = a.flush()  # the server restarts between the lives read and the increments
+    assert not store.armed
+    assert interrupted.ok
+    for _ in range(3):  # every instance finds out and re-sends what the store lost
+        assert b.flush().ok
+        assert a.flush().ok
     view = metricache.merged_snapshot(store, namespace=namespace)
 
-    keyspace = Keyspace(namespace)
     sent = counted = doubled = expected_double = 0
-    for shop in shops:
-        local = orders.labels(shop).get()
+    for shop in held + joined:
+        local = orders_a.labels(shop).get() + orders_b.labels(shop).get()
         sample = view["orders"].sample(shop)
         assert isinstance(sample, Sample)
-        twice = store.after_restart[keyspace.part(series_id("orders", (shop,)), "i")]
+        twice = orders_a.labels(shop).get() if shop in joined else 0
         assert sample.value == local + twice  # exactly the documented double, no more
         sent += int(local)
         counted += int(sample.value)
         doubled += int(sample.value - local)
-        expected_double += twice
+        expected_double += int(twice)
     assert doubled == expected_double > 0
     assert "has lost its data" in caplog.text
-    syncer.stop()
+    a.stop()
+    b.stop()
 
-    fault.fault = "memcached restarted empty in the middle of a sync"
+    fault.fault = (
+        "memcached restarted empty in the middle of a sync (after the batch read the "
+        "lives, before its increments)"
+    )
     fault.store = "memcached"
     fault.strategy = "distributed_basic"
     fault.happened = (
-        "the increments after the restart landed in the empty store; the same sync "
-        "found it empty and re-sent the lost series whole, which include them again"
+        "increments to series the instance held found their parts gone and were not "
+        "applied (the series were re-sent whole); increments joining series another "
+        "instance had created re-created their parts in the empty store, and were "
+        "counted again when the instance re-sent its whole contribution"
     )
     fault.sent = sent
     fault.counted = counted
-    fault.compared = f"one counter, {len(shops)} series"
+    fault.compared = f"one counter, {len(held) + len(joined)} series, 2 instances"
     fault.lost = 0
     fault.doubled = doubled
-    fault.allowed = f"that sync's increments after the restart counted twice ({expected_double})"
+    fault.allowed = (
+        f"the increments of the series that sync was joining counted twice ({expected_double})"
+    )
     fault.seen_in = ["metricache_store_resets_total", "log: store ... has lost its data"]

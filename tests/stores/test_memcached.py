@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import math
 import os
 import threading
@@ -24,6 +25,7 @@ from metricache.errors import (
 )
 from metricache.snapshot import HistogramSample, Sample
 from metricache.store import Capability
+from metricache.sync.keyspace import Keyspace, series_id
 from metricache.sync.strategy import Strategy, probe_capabilities, select_strategy
 from metricache_memcached import MemcachedOptions, MemcachedStore
 from metricache_memcached.connection import parse_url
@@ -602,11 +604,14 @@ def test_a_sync_costs_about_one_incr_per_changed_integer(
     incrs = used["incr_hits"] + used["incr_misses"]
     # One incr per changed integer, plus the syncer's own few self-metrics.
     assert 500 <= incrs <= 520
-    # One read of each changed series' life (a multi-get per server), then everything
-    # else: the epoch, the instance header and gauge page, TTL refreshes (sent without
-    # waiting).
-    assert used["cmd_get"] - 500 + used["cmd_set"] + used["cas_hits"] <= 30
-    assert used["cmd_touch"] <= incrs + 10
+    # One read of each changed series' life and of each shard's marker (in the same
+    # multi-get per server), then everything else: the epoch, the instance header and
+    # gauge page, TTL refreshes (sent without waiting).
+    keyspace = Keyspace(namespace)
+    shards = len({keyspace.shard(series_id("hits", (str(p),))) for p in range(500)})
+    markers = shards + 10  # and those of the syncer's own few self-metrics
+    assert used["cmd_get"] - 500 - markers + used["cmd_set"] + used["cas_hits"] <= 30
+    assert used["cmd_touch"] <= incrs + markers
     view = metricache.merged_snapshot(store, namespace=namespace)
     assert {s.value for s in view["hits"].samples if isinstance(s, Sample)} == {2.0}
 
@@ -653,3 +658,80 @@ def test_several_syncing_processes_add_up_exactly_over_hostile_labels(
         assert sample.count == len(values)
         assert sample.sum == sum(values)
     assert store.get(canary) == b"alive"
+
+
+def test_a_fleet_server_restarted_empty_has_only_its_shards_checked_and_resent(
+    namespace: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="metricache")
+    with MemcachedServer() as one, MemcachedServer() as two, MemcachedServer() as three:
+        url = "memcached://" + ",".join(f"127.0.0.1:{s.port}" for s in (one, two, three))
+        store = MemcachedStore(MemcachedOptions(url=url))
+        keyspace = Keyspace(namespace)
+        epoch_port = store.route(safe_key(keyspace.epoch())).address[1]
+        victim = next(s for s in (one, two, three) if s.port != epoch_port)
+        registry = metricache.Registry()
+        counter = metricache.Counter("hits", "Hits", ["page"], registry=registry)
+        pages = [str(p) for p in range(600)]
+        for page in pages:
+            counter.labels(page).inc(3)
+        syncer = metricache.Syncer(registry, store, interval=3600, namespace=namespace)
+        assert syncer.flush().ok
+        on_victim = [
+            p
+            for p in pages
+            if store.route(safe_key(keyspace.series(series_id("hits", (p,))))).address[1]
+            == victim.port
+        ]
+        assert 0 < len(on_victim) < len(pages)
+        victim.restart()
+        for page in pages[::2]:  # half change; the others are only held
+            counter.labels(page).inc(1)
+        first = syncer.flush()
+        second = syncer.flush()
+        assert first.ok, first.error
+        assert second.ok, second.error
+        assert first.resent_totals
+        view = metricache.merged_snapshot(store, namespace=namespace)
+        assert {s.labels[0]: s.value for s in view["hits"].samples if isinstance(s, Sample)} == {
+            p: counter.labels(p).get() for p in pages
+        }
+        assert "lost the series of" in caplog.text
+        assert "has lost its data" not in caplog.text
+        # What lived on the restarted server went again, and not the rest of the store.
+        assert first.series + second.series < len(on_victim) + len(pages) // 2 + 50
+        syncer.stop()
+
+
+def test_a_part_gone_under_a_live_series_breaks_it_and_its_writers_resend_whole(
+    fresh_memcached: MemcachedServer, namespace: str
+) -> None:
+    store = open_store(fresh_memcached)
+    keyspace = Keyspace(namespace)
+    registries = [metricache.Registry() for _ in range(2)]
+    counters = [metricache.Counter("hits", "Hits", registry=r) for r in registries]
+    syncers = [
+        metricache.Syncer(
+            r, store, interval=3600, retention=3.0, namespace=namespace, instance_id=f"i{n}"
+        )
+        for n, r in enumerate(registries)
+    ]
+    counters[0].inc(5)
+    counters[1].inc(7)
+    assert all(s.flush().ok for s in syncers)
+    # The whole-units part is evicted on its own (here: deleted behind the store's back).
+    raw_client(fresh_memcached).delete(safe_key(keyspace.part(series_id("hits", ()), "i")))
+    counters[0].inc(1)
+    assert syncers[0].flush().ok  # its write finds the part gone: the series is removed
+    assert syncers[0].flush().ok  # and it sends its whole contribution into a new life
+    view = metricache.merged_snapshot(store, namespace=namespace, retention=3.0)
+    assert tuple(view["hits"].samples) == (Sample((), 6.0),)
+    # The other holder finds out at its next refresh (a third of the retention window)
+    # and sends its whole contribution too.
+    time.sleep(1.2)
+    assert all(s.flush().ok for s in syncers)
+    assert all(s.flush().ok for s in syncers)
+    view = metricache.merged_snapshot(store, namespace=namespace, retention=3.0)
+    assert tuple(view["hits"].samples) == (Sample((), 6.0 + 7.0),)
+    for syncer in syncers:
+        syncer.stop()

@@ -26,7 +26,8 @@ def _in_child(syncer: metricache.Syncer, counter: metricache.Counter, *, wipe: s
             if wipe:
                 url, _, prefix = wipe.partition("#")
                 client = redis.Redis.from_url(url)
-                for key in client.scan_iter(match=prefix + ":*"):
+                # Every key of the namespace: its hash tags start with {NS} or {NS/ or {NS:
+                for key in client.scan_iter(match="{" + prefix + "[}/:]*"):
                     client.delete(key)
                 syncer.flush()  # finds the store empty: sends its total again
             final = syncer.stop(timeout=20)

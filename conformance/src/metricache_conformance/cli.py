@@ -42,7 +42,7 @@ from metricache_conformance.render import (
 )
 from metricache_conformance.results import Report
 from metricache_conformance.runner import Conformance
-from metricache_conformance.servers import server_for
+from metricache_conformance.servers import VARIANTS, server_for
 from metricache_conformance.target import StoreTarget
 
 __all__ = ["run_command"]
@@ -80,6 +80,11 @@ def _required_path(plugin: str) -> bool:
 
 
 def _prefixed_options(items: Sequence[str], stores: Sequence[str]) -> dict[str, dict[str, object]]:
+    """Return the options by target, from ``STORE.KEY=VALUE`` items.
+
+    ``STORE/VARIANT.KEY=VALUE`` gives the options of a row of the store on another
+    deployment (``redis/cluster.url=redis+cluster://...``).
+    """
     per_store: dict[str, dict[str, object]] = {name: {} for name in stores}
     for key, value in parse_key_values(items).items():
         store, dot, option = key.partition(".")
@@ -87,9 +92,10 @@ def _prefixed_options(items: Sequence[str], stores: Sequence[str]) -> dict[str, 
             raise CommandError(
                 f"with --all, give options as STORE.KEY=VALUE (e.g. redis.url=...), got {key!r}"
             )
-        if store not in per_store:
-            raise CommandError(f"--option {key}: no installed store is called {store!r}")
-        per_store[store][option] = value
+        base = store.partition("/")[0]
+        if base not in stores:
+            raise CommandError(f"--option {key}: no installed store is called {base!r}")
+        per_store.setdefault(store, {})[option] = value
     return per_store
 
 
@@ -98,12 +104,22 @@ def _targets(args: argparse.Namespace, stack: contextlib.ExitStack) -> list[Stor
         if args.store:
             raise CommandError("give a STORE or --all, not both")
         load_config(getattr(args, "config", None))  # an invalid file fails as elsewhere
-        names = sorted(available_stores())
-        per_store = _prefixed_options(args.option, names)
+        installed = sorted(available_stores())
+        per_store = _prefixed_options(args.option, installed)
+        if args.servers:  # the deployments --servers can start get their rows too
+            for name in VARIANTS:
+                if name.partition("/")[0] in installed:
+                    per_store.setdefault(name, {})
+        names = sorted(per_store)
     else:
+        store = args.store or ""
+        base, slash, variant = store.partition("/") if ":" not in store else (store, "", "")
+        if slash:
+            args.store = base
         config = load(args)  # STORE and --option on top of the configured [store]
-        names = [config.store.name]
-        per_store = {config.store.name: dict[str, object](config.store.options)}
+        name = f"{config.store.name}/{variant}" if slash else config.store.name
+        names = [name]
+        per_store = {name: dict[str, object](config.store.options)}
     workdir: Path | None = None
     targets = []
     for name in names:
@@ -121,7 +137,7 @@ def _targets(args: argparse.Namespace, stack: contextlib.ExitStack) -> list[Stor
                 workdir = Path(tempfile.mkdtemp(prefix="metricache-conformance-"))
                 stack.callback(shutil.rmtree, workdir, True)
             options["path"] = str(workdir / name)
-        targets.append(StoreTarget(name, options))
+        targets.append(StoreTarget.named(name, options))
     return targets
 
 

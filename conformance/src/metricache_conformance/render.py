@@ -118,7 +118,8 @@ def markdown_matrix(reports: Sequence[Report]) -> str:
     ]
     for report in sorted(reports, key=lambda r: r.store):
         cells = [_markdown_text(cell) for cell in _cells(report, ascii_only=False)]
-        cells[0] = f"`{report.store}`"
+        name, _, variant = report.store.partition(" (")
+        cells[0] = f"`{name}` ({variant}" if variant else f"`{name}`"
         strategy = report.row().strategy
         if strategy is not None:
             cells[-1] = cells[-1].replace(strategy.value, f"`{strategy.value}`", 1)

@@ -13,7 +13,7 @@ from metricache_conformance.catalogue import Check, all_checks, check_named
 from metricache_conformance.checking import CheckFailed
 from metricache_conformance.context import Backdoor, Context, Scale
 from metricache_conformance.results import Outcome, Report, Result
-from metricache_conformance.target import StoreTarget
+from metricache_conformance.target import StoreTarget, label_of
 
 __all__ = ["NO_BACKDOOR", "Conformance"]
 
@@ -80,7 +80,7 @@ class Conformance:
             store.close()
             raise
         self._store = store
-        self.store_name = store.name or self.target.plugin
+        self.store_name = label_of(store.name or self.target.plugin, self.target.variant)
         self.description = store.describe()
         self.declared = choice.capabilities
         self.declaration_source = choice.source

@@ -1,7 +1,10 @@
 """``--servers``: a redis-server and a memcached on free local ports, for one run.
 
 Only for the command line's convenience (``metricache conformance --all --servers``):
-a store package's tests start their own servers.
+a store package's tests start their own servers. The ``redis`` store has a row per
+deployment too: ``redis/cluster`` (a Redis Cluster of 3 masters and 3 replicas) and
+``redis/sentinel`` (1 master, 1 replica, 3 sentinels), see
+:mod:`metricache_conformance.topologies`.
 """
 
 from __future__ import annotations
@@ -15,7 +18,12 @@ import tempfile
 import time
 from pathlib import Path
 
-__all__ = ["LocalServer", "free_port", "server_for"]
+from metricache_conformance.topologies import ClusterTopology, SentinelTopology
+
+__all__ = ["VARIANTS", "LocalServer", "free_port", "server_for"]
+
+VARIANTS = ("redis/cluster", "redis/sentinel")
+"""The deployments of built-in stores that ``--servers`` starts, each with its own row."""
 
 
 def free_port() -> int:
@@ -66,11 +74,21 @@ class LocalServer:
         shutil.rmtree(self.workdir, ignore_errors=True)
 
 
-def server_for(store: str) -> LocalServer | None:
+def server_for(store: str) -> LocalServer | ClusterTopology | SentinelTopology | None:
     """Start the server the built-in store ``store`` needs; None for other stores.
 
-    Raises RuntimeError naming the missing binary.
+    ``store`` may name a deployment (``redis/cluster``, ``redis/sentinel``). The
+    object returned has ``url`` and ``stop()``. Raises RuntimeError naming the
+    missing binary.
     """
+    if store in VARIANTS:
+        server = shutil.which("redis-server")
+        cli = shutil.which("redis-cli")
+        if server is None or cli is None:
+            raise RuntimeError(f"--servers: redis-server and redis-cli are needed for {store}")
+        if store == "redis/cluster":
+            return ClusterTopology(server, cli).start()
+        return SentinelTopology(server).start()
     binaries = {"redis": "redis-server", "memcached": "memcached"}
     binary = binaries.get(store)
     if binary is None:

@@ -19,7 +19,7 @@ from metricache.plugins import missing
 from metricache.store import Store
 from metricache.store_plugins import available_stores, open_store
 
-__all__ = ["StoreTarget", "load_store_class"]
+__all__ = ["StoreTarget", "label_of", "load_store_class"]
 
 
 def load_store_class(plugin: str) -> type[Store]:
@@ -56,10 +56,19 @@ class StoreTarget:
     ``plugin`` is an entry-point name (``redis``) or an import path
     (``my_package.store:MyStore``); ``options`` are the store's options, as
     ``open_store`` takes them (text values are converted to the declared types).
+    ``variant`` names the deployment the options point at when one store has a row
+    per deployment (``cluster``, ``sentinel`` for ``redis``); it only changes the label.
     """
 
     plugin: str
     options: Mapping[str, object] = attrs.field(factory=dict, converter=_options)
+    variant: str = ""
+
+    @classmethod
+    def named(cls, name: str, options: Mapping[str, object] | None = None) -> StoreTarget:
+        """Return the target ``name`` names: ``PLUGIN`` or ``PLUGIN/VARIANT``."""
+        plugin, _, variant = name.partition("/") if ":" not in name else (name, "", "")
+        return cls(plugin, dict(options or {}), variant)
 
     def store_class(self) -> type[Store]:
         """Return the class of the store under test."""
@@ -67,11 +76,15 @@ class StoreTarget:
 
     @property
     def label(self) -> str:
-        """The name shown in reports: the store's own ``name``, else the plugin string."""
+        """The name shown in reports, with the variant in parentheses.
+
+        That is the store's own ``name``, else the plugin string.
+        """
         try:
-            return self.store_class().name or self.plugin
+            name = self.store_class().name or self.plugin
         except ConfigError:
-            return self.plugin
+            name = self.plugin
+        return label_of(name, self.variant)
 
     def open(self) -> Store:
         """Open a new client of the store (each call is an independent client)."""
@@ -83,9 +96,16 @@ class StoreTarget:
 
     def to_json(self) -> dict[str, Any]:
         """Return the recipe as plain JSON data (for a worker process)."""
-        return {"plugin": self.plugin, "options": dict(self.options)}
+        return {"plugin": self.plugin, "options": dict(self.options), "variant": self.variant}
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> StoreTarget:
         """Rebuild a recipe written by :meth:`to_json`."""
-        return cls(str(data["plugin"]), dict(data.get("options") or {}))
+        return cls(
+            str(data["plugin"]), dict(data.get("options") or {}), str(data.get("variant", ""))
+        )
+
+
+def label_of(name: str, variant: str) -> str:
+    """Return a store's label in reports: ``redis``, or ``redis (cluster)``."""
+    return f"{name} ({variant})" if variant else name

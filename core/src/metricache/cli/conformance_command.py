@@ -60,8 +60,9 @@ def register(
         "store",
         nargs="?",
         metavar="STORE",
-        help="entry-point name (redis) or import path (package.module:Class); default: "
-        "the configured [store]",
+        help="entry-point name (redis) or import path (package.module:Class), or NAME/DEPLOYMENT "
+        "for a row of the store on another deployment (redis/cluster, redis/sentinel); "
+        "default: the configured [store]",
     )
     parser.add_argument(
         "--all", action="store_true", help="check every installed store plugin, one after another"
@@ -73,13 +74,16 @@ def register(
         action="append",
         default=[],
         help="a store option (repeatable); with --all, prefix it with the store's name: "
-        "--option redis.url=redis://127.0.0.1:6379/0",
+        "--option redis.url=redis://127.0.0.1:6379/0; options prefixed NAME/DEPLOYMENT add "
+        "a row for that deployment: --option redis/cluster.url=redis+cluster://HOST:PORT",
     )
     parser.add_argument(
         "--servers",
         action="store_true",
         help="start a redis-server and a memcached on free local ports for the redis and "
-        "memcached stores that have no url option (needs the binaries)",
+        "memcached stores that have no url option, and with --all a Redis Cluster (3 masters, "
+        "3 replicas) and a Sentinel setup (1 master, 1 replica, 3 sentinels) for the "
+        "redis/cluster and redis/sentinel rows (needs redis-server, redis-cli, memcached)",
     )
     parser.add_argument(
         "--format",

@@ -34,7 +34,14 @@ from metricache.sync.batch import (
 )
 from metricache.sync.keyspace import LifeRecord
 
-__all__ = ["EPOCH", "apply_exactly_once", "apply_generic", "current_epoch", "read_lives"]
+__all__ = [
+    "EPOCH",
+    "apply_exactly_once",
+    "apply_generic",
+    "current_epoch",
+    "read_lives",
+    "write_gauges",
+]
 
 
 EPOCH = re.compile(rb"[0-9A-Za-z_-]{1,64}")
@@ -193,7 +200,7 @@ def apply_generic(
         stale = _refresh(store, batch, records)
         if traces and batch.prune:
             _prune(store, batch)
-        gauges_lost = _write_gauges(store, batch)
+        gauges_lost = write_gauges(store, batch)
         store.touch(keyspace.epoch(), ttl)
     except Exception as exc:
         partial = SyncOutcome(OutcomeStatus.APPLIED, epoch, lost=tuple(lost), joined=joined)
@@ -245,7 +252,7 @@ def _prune(store: Store, batch: SyncBatch) -> None:
             store.set(key, record.encode(), batch.retention)
 
 
-def _write_gauges(store: Store, batch: SyncBatch) -> bool:
+def write_gauges(store: Store, batch: SyncBatch) -> bool:
     """Write the gauge pages and the header; return whether the gauges were lost.
 
     They are lost when the header expired (or names another layout: not ours) and

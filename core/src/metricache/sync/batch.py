@@ -18,6 +18,12 @@ The rules a store applies, series by series (see ``docs/sync.md``):
   sends its whole contribution, as a write with an empty life.
 * A refresh resets the expiry of a series (every part of it) if it still has the
   expected life, and reports it *stale* otherwise.
+
+A store spread over several servers may lose the data of some of them only. It keeps
+the series of each *shard* together (:meth:`~metricache.sync.keyspace.Keyspace.shard`)
+and answers, in ``lost_shards``, the shards it found to have lost their data (their
+marker was gone while the batch expected series there): the instance then checks at
+once every series it holds in those shards, and sends again what they lost.
 """
 
 from __future__ import annotations
@@ -64,7 +70,8 @@ class SyncOutcome:
     ``joined`` maps the index of each write without a life that met an existing series
     to that series' life (a write without a life that met no series created it with
     the batch's life); ``stale`` are the indexes of refreshes whose series was gone
-    or had another life.
+    or had another life. ``lost_shards`` are the shards (see the module docstring)
+    that lost their data since this instance last wrote to them.
     """
 
     status: OutcomeStatus
@@ -73,6 +80,7 @@ class SyncOutcome:
     lost: tuple[int, ...] = ()
     joined: Mapping[int, str] = attrs.field(factory=dict)
     stale: tuple[int, ...] = ()
+    lost_shards: tuple[str, ...] = ()
 
 
 @attrs.define
@@ -154,9 +162,11 @@ class PartialApply(StoreError):
     """A batch was applied in part (only stores that apply it step by step raise this).
 
     The first ``done`` writes were applied whole, and of the next one the parts whose
-    indexes are in ``parts``. ``outcome`` says what is known of the writes that were
-    done (lost, joined). ``in_doubt`` says whether the increment after them may have
-    landed too (its request went out but no answer came back).
+    indexes are in ``parts``. A store that applies writes out of order (pipelined,
+    server by server) gives ``applied`` instead: write index -> the indexes of its
+    parts that were applied (None: all of them). ``outcome`` says what is known of the
+    writes that were done (lost, joined). ``in_doubt`` says whether increments after
+    them may have landed too (their request went out but no answer came back).
     """
 
     def __init__(
@@ -167,10 +177,23 @@ class PartialApply(StoreError):
         *,
         parts: tuple[int, ...] = (),
         outcome: SyncOutcome | None = None,
+        applied: Mapping[int, tuple[int, ...] | None] | None = None,
     ) -> None:
         self.done = done
         self.parts = parts
         self.in_doubt = in_doubt
         self.cause = cause
         self.outcome = outcome
-        super().__init__(f"applied {done} series before {type(cause).__name__}: {cause}")
+        self._applied = applied
+        count = done if applied is None else sum(1 for p in applied.values() if p is None)
+        super().__init__(f"applied {count} series before {type(cause).__name__}: {cause}")
+
+    @property
+    def applied(self) -> Mapping[int, tuple[int, ...] | None]:
+        """Write index -> the parts of it that were applied (None: the whole write)."""
+        if self._applied is not None:
+            return self._applied
+        found: dict[int, tuple[int, ...] | None] = dict.fromkeys(range(self.done))
+        if self.parts:
+            found[self.done] = self.parts
+        return found

@@ -2,30 +2,44 @@
 
 This module is the one place that names keys and the parts a series is stored as;
 stores (the Redis scripts included) receive these names, they never spell them.
-Every key starts with the namespace (``metricache`` by default). Key names are ASCII
-without spaces or control bytes: family names follow the Prometheus rules, and label
-values never appear in a key (a series is named by a hash of its family and labels).
+Every key starts with the namespace (``metricache`` by default), most of them inside a
+hash tag (below). Key names are ASCII without spaces or control bytes: family names
+follow the Prometheus rules, and label values never appear in a key (a series is named
+by a hash of its family and labels).
 
 ==================================  ====================================  ===============
 key                                 holds                                 TTL
 ==================================  ====================================  ===============
-``NS:epoch``                        random token naming the store's       retention
+``{NS}:epoch``                      random token naming the store's       retention
                                     current life (a flush loses it)
-``NS:fam:GEN``                      map family -> metadata JSON           generation TTL
-``NS:idx:FAMILY:GEN``               map series id -> label values JSON    generation TTL
-``NS:inst:GEN``                     map instance key -> instance id       generation TTL
-``NS:s:SID``                        one series: its *life* and, on a      retention, reset
+``{NS}:fam:GEN``                    map family -> metadata JSON           generation TTL
+``{NS}:idx:FAMILY:GEN``             map series id -> label values JSON    generation TTL
+``{NS}:inst:GEN``                   map instance key -> instance id       generation TTL
+``{NS/SH}:s:SID``                   one series: its *life* and, on a      retention, reset
                                     store with maps of integers (Redis),  by the holders'
                                     its parts and sequence *traces*       refresh
-``NS:s:SID:PART``                   one integer of a series (stores       as the series
+``{NS/SH}:s:SID:PART``              one integer of a series (stores       as the series
                                     without such maps)
-``NS:g:IKEY``                       an instance's header: ``@`` -> id,    liveness TTL
+``{NS/SH}:epoch``                   the shard's marker: the store epoch   retention
+                                    it was written in (sharded stores)
+``{NS:g:IKEY}``                     an instance's header: ``@`` -> id,    liveness TTL
                                     ``#`` -> its gauge page layout
-``NS:g:IKEY:LAYOUT:N``              gauge page N: series id ->            retention
+``{NS:g:IKEY}:LAYOUT:N``            gauge page N: series id ->            retention
                                     ``[value, stamp]``
 ``NS:local:IKEY``                   one instance's whole state (JSON)     local state TTL
 ``NS:local-instances``              map instance key -> instance id       local state TTL
 ==================================  ====================================  ===============
+
+The part in braces is a Redis Cluster *hash tag*: keys with the same tag live in the
+same slot, so a store spread over several servers keeps them together (Redis Cluster
+by the tag's slot, a memcached fleet by hashing the tag) and can change them in one
+atomic call. There are three kinds of tags:
+
+* ``{NS}``, the *control* tag: the epoch and every registration map, which change
+  together (a store that loses them loses its epoch too);
+* ``{NS/SH}``, a *shard*: the series whose id starts with the two hex digits ``SH``
+  (:data:`SHARDS` shards, spread over the slots), with the shard's marker;
+* ``{NS:g:IKEY}``, one instance's gauges: its header and its pages.
 
 A counter is two integers, whole units (``i``) and billionths (``f``), so sums are
 exact whatever order instances add them in; a histogram keeps one integer per bucket
@@ -70,12 +84,14 @@ __all__ = [
     "GENERATION",
     "INT64_MAX",
     "LIFE_FIELD",
+    "SHARDS",
     "TRACE_PREFIX",
     "FamilyMeta",
     "Keyspace",
     "LifeRecord",
     "decode_labels",
     "encode_labels",
+    "hash_tag",
     "join_fixed",
     "series_id",
     "split_fixed",
@@ -92,6 +108,10 @@ LIFE_FIELD = "@"
 """The field of a series map (or the content of a series key) that holds its life."""
 TRACE_PREFIX = "~"
 """Prefix of the field of a series map that holds one incarnation's last batch number."""
+
+SHARDS = 256
+"""How many shards the series are spread over: a series' shard is the first two hex
+digits of its id (:meth:`Keyspace.shard`)."""
 
 COUNTER_PARTS = ("i", "f")
 _HISTOGRAM_PARTS: dict[int, tuple[str, ...]] = {}
@@ -263,11 +283,19 @@ class FamilyMeta:
         return value_parts(self.type, len(self.buckets))
 
 
+def _check_namespace(instance: Keyspace, attribute: object, value: str) -> None:
+    if not value or any(c in value for c in "{} \r\n\t"):
+        raise ValueError(
+            f"a namespace must be non-empty, without braces or whitespace, got {value!r} "
+            "(braces would change which keys Redis Cluster keeps together)"
+        )
+
+
 @attrs.frozen
 class Keyspace:
     """Key names for one namespace and retention window."""
 
-    namespace: str = "metricache"
+    namespace: str = attrs.field(default="metricache", validator=_check_namespace)
     retention: float = 300.0
 
     @property
@@ -296,42 +324,72 @@ class Keyspace:
         """How long a generation's registrations live after their last write."""
         return self.retention + 2 * GENERATION + 60.0
 
+    # -- the control tag: the epoch and the registrations -------------------------------
+
+    @property
+    def control_tag(self) -> str:
+        """The hash tag of the epoch and the registration maps (braces included)."""
+        return "{" + self.namespace + "}"
+
     def epoch(self) -> bytes:
         """The key of the store's epoch token."""
-        return f"{self.namespace}:epoch".encode()
+        return f"{self.control_tag}:epoch".encode()
 
     def families(self, gen: int) -> bytes:
         """The key of a generation's families map."""
-        return f"{self.namespace}:fam:{gen}".encode()
+        return f"{self.control_tag}:fam:{gen}".encode()
 
     def index(self, family: str, gen: int) -> bytes:
         """The key of a generation's series index of one family."""
-        return f"{self.namespace}:idx:{family}:{gen}".encode()
+        return f"{self.control_tag}:idx:{family}:{gen}".encode()
 
     def instances(self, gen: int) -> bytes:
         """The key of a generation's instance registry."""
-        return f"{self.namespace}:inst:{gen}".encode()
+        return f"{self.control_tag}:inst:{gen}".encode()
 
-    @property
-    def series_prefix(self) -> str:
-        """What every series key starts with (the series id follows)."""
-        return f"{self.namespace}:s:"
+    # -- shards: the series -------------------------------------------------------------
+
+    @staticmethod
+    def shard(sid: str) -> str:
+        """Return the shard of a series: the first two hex digits of its id."""
+        return sid[:2]
+
+    @staticmethod
+    def shard_names() -> list[str]:
+        """Return the name of every shard (``00`` to ``ff``)."""
+        return [f"{n:02x}" for n in range(SHARDS)]
+
+    def shard_tag(self, shard: str) -> str:
+        """The hash tag of a shard's keys (braces included)."""
+        return "{" + self.namespace + "/" + shard + "}"
+
+    def shard_prefix(self, shard: str) -> str:
+        """What the key of every series of ``shard`` starts with (the series id follows)."""
+        return f"{self.shard_tag(shard)}:s:"
+
+    def shard_epoch(self, shard: str) -> bytes:
+        """The key of a shard's marker: the epoch its series were written in."""
+        return f"{self.shard_tag(shard)}:epoch".encode()
 
     def series(self, sid: str) -> bytes:
         """The key of one series: its map, or on stores without maps its life record."""
-        return f"{self.namespace}:s:{sid}".encode()
+        return f"{{{self.namespace}/{sid[:2]}}}:s:{sid}".encode()
 
     def part(self, sid: str, part: str) -> bytes:
         """The key of one integer of a series, on stores without maps of integers."""
-        return f"{self.namespace}:s:{sid}:{part}".encode()
+        return f"{{{self.namespace}/{sid[:2]}}}:s:{sid}:{part}".encode()
+
+    # -- one instance's gauges ----------------------------------------------------------
 
     def instance(self, ikey: str) -> bytes:
         """The key of an instance's header (its liveness marker and gauge layout)."""
-        return f"{self.namespace}:g:{ikey}".encode()
+        return f"{{{self.namespace}:g:{ikey}}}".encode()
 
     def gauge_page(self, ikey: str, layout: str, page: int) -> bytes:
         """The key of one page of an instance's gauges in page layout ``layout``."""
-        return f"{self.namespace}:g:{ikey}:{layout}:{page}".encode()
+        return f"{{{self.namespace}:g:{ikey}}}:{layout}:{page}".encode()
+
+    # -- local_only ---------------------------------------------------------------------
 
     def local(self, ikey: str) -> bytes:
         """The key of one instance's whole state (local_only strategy)."""
@@ -340,3 +398,17 @@ class Keyspace:
     def local_instances(self) -> bytes:
         """The key of the map of instances that saved a view (local_only strategy)."""
         return f"{self.namespace}:local-instances".encode()
+
+
+def hash_tag(key: bytes) -> bytes:
+    """Return the part of ``key`` that decides where it lives, as Redis Cluster reads it.
+
+    The text between the first ``{`` and the first ``}`` after it, when not empty;
+    otherwise the whole key.
+    """
+    start = key.find(b"{")
+    if start >= 0:
+        end = key.find(b"}", start + 1)
+        if end > start + 1:
+            return key[start + 1 : end]
+    return key

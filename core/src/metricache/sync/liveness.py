@@ -85,13 +85,24 @@ class RefreshQueue:
                 state.refresh_due = float("-inf")
                 self._queue.appendleft((state.refresh_due, state))
 
-    def expedite(self) -> None:
-        """Make every series held due now (the store may have lost them: check all)."""
+    def expedite(self, only: Callable[[SeriesState], bool] | None = None) -> None:
+        """Make every series held due now (the store may have lost them: check all).
+
+        ``only`` limits this to the series it is true of (those of a part of the
+        store that lost its data).
+        """
         states = [state for due, state in self._queue if state.refresh_due == due]
+        urgent = [s for s in states if only is None or only(s)]
+        if not urgent:
+            return
+        chosen = set(map(id, urgent))
         self._queue.clear()
-        for state in states:
+        for state in urgent:
             state.refresh_due = float("-inf")
             self._queue.append((state.refresh_due, state))
+        for state in states:
+            if id(state) not in chosen:
+                self._queue.append((state.refresh_due, state))
 
 
 def _due(item: tuple[float, SeriesState]) -> float:

@@ -15,7 +15,7 @@ import gc
 import itertools
 import logging
 import operator
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from functools import partial
 from typing import Any
 
@@ -187,7 +187,7 @@ class SharedSync:
             except PartialApply as exc:
                 self.refresh.put_back(plan.refreshed + plan.gauge_states)
                 if exc.outcome is not None:
-                    self._commit(plan, exc.outcome, done=exc.done, parts=exc.parts)
+                    self._commit(plan, exc.outcome, applied=exc.applied)
                 raise
             except OutcomeUnknown:
                 if self.exactly_once:
@@ -212,8 +212,11 @@ class SharedSync:
             sent += len(plan.batch.writes)
             if again:
                 self.pending.update(again)
+            if outcome.lost_shards:
+                self.shards_lost(outcome.lost_shards)
+                resent = True
             # Series the store lost, and gauges whose header expired, go again at once.
-            more = bool(outcome.lost or outcome.stale or outcome.gauges_lost)
+            more = bool(outcome.lost or outcome.stale or outcome.gauges_lost or outcome.lost_shards)
             if final and not more:
                 return sent, resent
             if final:
@@ -237,6 +240,9 @@ class SharedSync:
         again = self._commit(plan, outcome)
         self.pending.difference_update(plan.considered)
         self.pending.update(again)
+        if outcome.lost_shards:
+            self.shards_lost(outcome.lost_shards)
+            return True
         return False
 
     # -- building a batch --------------------------------------------------------------
@@ -394,27 +400,34 @@ class SharedSync:
         plan: Plan,
         outcome: SyncOutcome,
         *,
-        done: int | None = None,
-        parts: tuple[int, ...] = (),
+        applied: Mapping[int, tuple[int, ...] | None] | None = None,
     ) -> list[Any]:
         """Record what the store confirmed; return the children to send again now.
 
-        ``done`` (a partial apply) limits the record to the first ``done`` writes and
-        the ``parts`` of the next one; registrations, refreshes and gauges of a partly
-        applied batch are not recorded (they are sent again).
+        ``applied`` (a partial apply) limits the record to the writes it names, whole
+        (None) or in part (the indexes of their parts); registrations, refreshes and
+        gauges of a partly applied batch are not recorded (they are sent again).
         """
         batch = plan.batch
         self.epoch = outcome.epoch
         lost = set(outcome.lost)
         joined = outcome.joined
         again: list[Any] = []
-        written = plan.written if done is None else plan.written[:done]
         traced = self.traced
-        for i, (state, values) in enumerate(written):
+        for i, (state, values) in enumerate(plan.written):
             if i in lost:
                 state.forget_life()
                 again.append(state.child if state.child is not None else None)
                 continue
+            if applied is not None:
+                if i not in applied:
+                    continue
+                some = applied[i]
+                if some is not None:
+                    state.sent = tuple(
+                        values[k] if k in some else sent for k, sent in enumerate(state.sent)
+                    )
+                    continue
             state.sent = values
             if not state.life:
                 state.life = joined.get(i, batch.life)
@@ -422,12 +435,7 @@ class SharedSync:
                     self.refresh.schedule(state, plan.sent_at)
             if self.exactly_once:
                 traced[state.sid] = state.life
-        if done is not None:
-            if done < len(plan.written) and parts:
-                state, values = plan.written[done]
-                state.sent = tuple(
-                    values[k] if k in parts else sent for k, sent in enumerate(state.sent)
-                )
+        if applied is not None:
             return [c for c in again if c is not None]
         for sid, life in batch.prune:
             if traced.get(sid) == life:
@@ -459,6 +467,24 @@ class SharedSync:
         return [c for c in again if c is not None]
 
     # -- the store lost its data -------------------------------------------------------
+
+    def shards_lost(self, shards: tuple[str, ...]) -> None:
+        """Some shards of the store lost their data: check every series held there now.
+
+        Their series are refreshed with the next batch; those the store lost are
+        answered stale and sent whole. The rest of the store is untouched: nothing
+        else is checked or registered again.
+        """
+        log.warning(
+            "store %s has lost the series of %d shard(s) (%s): checking every series "
+            "held there and sending again what the store lost",
+            self.store.describe(),
+            len(shards),
+            ", ".join(sorted(shards)[:8]) + (", ..." if len(shards) > 8 else ""),
+        )
+        wanted = set(shards)
+        shard = self.keyspace.shard
+        self.refresh.expedite(lambda state: shard(state.sid) in wanted)
 
     def new_epoch(self, epoch: str) -> None:
         """The store may have lost its data: check every series held, register anew.

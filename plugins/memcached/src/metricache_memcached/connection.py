@@ -33,7 +33,7 @@ from pymemcache.exceptions import (  # type: ignore[import-untyped]
     MemcacheUnknownError,
 )
 
-__all__ = ["DEFAULT_PORT", "Connection", "parse_url"]
+__all__ = ["DEFAULT_PORT", "Connection", "closed_by_peer", "parse_url"]
 
 T = TypeVar("T")
 
@@ -103,7 +103,7 @@ class _Serde:
         return value, flags
 
 
-def _closed_by_peer(sock: socket.socket) -> bool:
+def closed_by_peer(sock: socket.socket) -> bool:
     """Return whether a connection was closed (or holds bytes nobody asked for)."""
     try:
         if hasattr(select, "poll"):
@@ -143,7 +143,7 @@ class Connection:
         """
         with self.lock:
             client = self.client
-            if client.sock is not None and _closed_by_peer(client.sock):
+            if client.sock is not None and closed_by_peer(client.sock):
                 client.close()
             if client.sock is None:
                 try:

@@ -10,14 +10,15 @@ fail (they are never sent to another server, which would split a counter in two)
 from __future__ import annotations
 
 import builtins
+import logging
 import os
 import secrets
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, NewType
 
 import attrs
 from metricache.config import Seconds, register_structure_hook
-from metricache.errors import CorruptValue, StoreError
+from metricache.errors import CorruptValue, OutcomeUnknown, StoreError
 from metricache.store import (
     MERGE_ATTEMPTS,
     Capability,
@@ -27,10 +28,12 @@ from metricache.store import (
     encode_map,
     parse_int,
 )
-from metricache.sync.keyspace import INT64_MAX
+from metricache.sync.batch import SyncBatch, SyncOutcome
+from metricache.sync.keyspace import INT64_MAX, Keyspace, LifeRecord, hash_tag
 from pymemcache.client.rendezvous import RendezvousHash  # type: ignore[import-untyped]
 from pymemcache.exceptions import MemcacheClientError  # type: ignore[import-untyped]
 
+from metricache_memcached.batches import apply_batch
 from metricache_memcached.connection import Connection, parse_url, server_name
 from metricache_memcached.items import (
     FLAG_CHUNK,
@@ -46,8 +49,11 @@ from metricache_memcached.items import (
     unsigned,
 )
 from metricache_memcached.keys import chunk_key, safe_key
+from metricache_memcached.pipeline import Pipeline, Request, fetch
 
 __all__ = ["MemcachedOptions", "MemcachedStore"]
+
+log = logging.getLogger("metricache.memcached")
 
 
 class _NotANumber(Exception):
@@ -66,7 +72,7 @@ ItemSize = NewType("ItemSize", int)
 """Memcached's item size limit in bytes (at least 4 KiB)."""
 
 _CHUNK_OVERHEAD = 1024  # item header, the longest key and slack, within the item limit
-_KEYS_PER_GET = 5000  # keys in one multi-get command line
+_ROUTES_KEPT = 65536  # hash tags whose server is remembered (rendezvous hashing is slow)
 _MIN_ITEM_SIZE = 4096
 _CONNECT_TIMEOUT = Seconds(2.0)
 _TIMEOUT = Seconds(5.0)
@@ -100,9 +106,10 @@ class MemcachedOptions:
         ``memcached://host[:port]``, or several servers separated by commas
         (``memcached://10.0.0.1:11211,10.0.0.2:11211``); the port defaults to 11211
         and an IPv6 address goes in brackets (``memcached://[::1]:11211``). Keys are
-        spread over the servers by rendezvous hashing; every process must list the
-        same servers. Memcached's text protocol has no passwords: a URL with user
-        information is refused.
+        spread over the servers by rendezvous hashing of their hash tag (a series'
+        keys share a server, and so do the epoch and the registrations); every
+        process must list the same servers. Memcached's text protocol has no
+        passwords: a URL with user information is refused.
     ``connect_timeout``
         Seconds to wait for a connection (default 2). A server that cannot be
         reached fails the sync, which keeps its deltas for the next one.
@@ -144,6 +151,7 @@ class MemcachedStore(Store):
             for a in self._addresses
         ]
         self._by_name = {s.name: s for s in self._servers}
+        self._routes: dict[bytes, Connection] = {}
         self._hasher: Any = (
             RendezvousHash(nodes=[s.name for s in self._servers])
             if len(self._servers) > 1
@@ -184,29 +192,49 @@ class MemcachedStore(Store):
             self.after_fork()
         return self._servers
 
-    def _route(self, mkey: bytes) -> Connection:
+    def route(self, mkey: bytes) -> Connection:
+        """Return the server of the memcached key ``mkey``.
+
+        Keys with the same hash tag (the text between the first ``{`` and the next
+        ``}``, see :mod:`metricache.sync.keyspace`) share a server, as in Redis
+        Cluster: a series' life and parts, a shard's marker, an instance's gauges, the
+        epoch with the registrations. They are lost together when their server restarts.
+        """
         servers = self._connections()
         if self._hasher is None:
             return servers[0]
-        return self._by_name[self._hasher.get_node(mkey.decode("ascii"))]
+        return self._routed(mkey)
+
+    def _routed(self, mkey: bytes) -> Connection:
+        """:meth:`route` without the fork check, for a fleet (the caller made it)."""
+        tag = hash_tag(mkey)
+        found = self._routes.get(tag)
+        if found is None:
+            if len(self._routes) >= _ROUTES_KEPT:
+                self._routes.clear()
+            found = self._by_name[self._hasher.get_node(tag.decode("ascii"))]
+            self._routes[tag] = found
+        return found
 
     def _group(self, mkeys: Iterable[bytes]) -> dict[Connection, list[bytes]]:
+        servers = self._connections()
+        if self._hasher is None:
+            return {servers[0]: list(mkeys)}
         groups: dict[Connection, list[bytes]] = {}
+        routed = self._routed
         for mkey in mkeys:
-            groups.setdefault(self._route(mkey), []).append(mkey)
+            server = routed(mkey)
+            group = groups.get(server)
+            if group is None:
+                group = groups[server] = []
+            group.append(mkey)
         return groups
 
     # -- items: fetching, encoding, writing ----------------------------------------------
 
     def _fetch(self, mkeys: Iterable[bytes]) -> dict[bytes, Item]:
-        """Return the items present among ``mkeys``: one multi-get per server."""
-        found: dict[bytes, Item] = {}
-        for server, group in self._group(dict.fromkeys(mkeys)).items():
-            for start in range(0, len(group), _KEYS_PER_GET):
-                part = group[start : start + _KEYS_PER_GET]
-                got: dict[bytes, Item] = server.call("get_many", part, writes=False)
-                found.update(got)
-        return found
+        """Return the items present among ``mkeys``: multi-gets, pipelined per server."""
+        return fetch(self._group(dict.fromkeys(mkeys)))
 
     def _values(self, items: Mapping[bytes, tuple[bytes, Item]]) -> dict[bytes, bytes]:
         """Return the values of ``items`` (key -> (memcached key, item)), chunks joined.
@@ -274,7 +302,7 @@ class MemcachedStore(Store):
             head = Head.decode(b"", head_item[0])
             for i in range(head.count):
                 ckey = chunk_key(head.generation, i)
-                self._route(ckey).call("delete", ckey, noreply=True, writes=True)
+                self.route(ckey).call("delete", ckey, noreply=True, writes=True)
         except (CorruptValue, StoreError):
             pass
 
@@ -287,7 +315,7 @@ class MemcachedStore(Store):
             return
         for i in range(head.count):
             ckey = chunk_key(head.generation, i)
-            self._route(ckey).call("touch", ckey, expire, noreply=True, writes=True)
+            self.route(ckey).call("touch", ckey, expire, noreply=True, writes=True)
 
     # -- basics -------------------------------------------------------------------------
 
@@ -324,7 +352,7 @@ class MemcachedStore(Store):
         """``delete`` the key, and the chunks of a large value (a ``get`` first)."""
         mkey = safe_key(key)
         item = self._fetch([mkey]).get(mkey)
-        deleted = bool(self._route(mkey).call("delete", mkey, noreply=False, writes=True))
+        deleted = bool(self.route(mkey).call("delete", mkey, noreply=False, writes=True))
         self._drop_chunks(item)
         return deleted
 
@@ -333,20 +361,28 @@ class MemcachedStore(Store):
         return key in self.touch_many([key], ttl)
 
     def touch_many(self, keys: Iterable[bytes], ttl: float) -> builtins.set[bytes]:
-        """Reset the TTL of every present key: a multi-get to find them, then ``touch``."""
+        """Reset the TTL of every present key; return the keys touched.
+
+        A multi-get finds them (and the chunks of large values), then every ``touch``
+        goes out pipelined.
+        """
         expire = exptime(ttl)
         mkeys = {key: safe_key(key) for key in keys}
         items = self._fetch(mkeys.values())
-        touched: builtins.set[bytes] = builtins.set()
+        pipe = Pipeline()
+        requests: list[tuple[bytes, Request]] = []
         for key, mkey in mkeys.items():
             item = items.get(mkey)
             if item is None:
                 continue
-            self._touch_chunks(item, expire)
-            ok = self._route(mkey).call("touch", mkey, expire, noreply=False, writes=True)
-            if ok:
-                touched.add(key)
-        return touched
+            if item[1] == FLAG_HEAD:
+                self._touch_chunks(item, expire)
+            line = b"touch %s %d\r\n" % (mkey, expire)
+            requests.append((key, pipe.add(self.route(mkey), Request(line))))
+        failure = pipe.run()
+        if failure is not None:
+            raise OutcomeUnknown(f"memcached: touch failed: {type(failure).__name__}: {failure}")
+        return {key for key, request in requests if request.answer == b"TOUCHED"}
 
     # -- atomic -------------------------------------------------------------------------
 
@@ -387,7 +423,11 @@ class MemcachedStore(Store):
                 return signed(new), None
             raise StoreError(f"incr {key!r}: the key kept disappearing")
 
-        value, problem = self._route(mkey).run(run, writes=True)
+        try:
+            value, problem = self.route(mkey).run(run, writes=True)
+        except OutcomeUnknown:
+            self.increment_in_doubt(key, amount)
+            raise
         if problem is not None:
             self.on_corrupt(CorruptValue(f"{key!r} {problem}"))
         return value
@@ -453,14 +493,14 @@ class MemcachedStore(Store):
         head, chunks = self._encode(bytes(value))
         if chunks:
             self._store(chunks, expire)
-        added = bool(self._route(mkey).call("add", mkey, head, expire, noreply=False, writes=True))
+        added = bool(self.route(mkey).call("add", mkey, head, expire, noreply=False, writes=True))
         if not added:
             self._drop_chunks(head)
         return added
 
     def _read_for_swap(self, key: bytes, mkey: bytes) -> tuple[Item | None, Any, bytes | None]:
         """Return ``(item, cas token, value)``; a value whose chunks are gone is None."""
-        item, token = self._route(mkey).call("gets", mkey, writes=False)
+        item, token = self.route(mkey).call("gets", mkey, writes=False)
         if item is None:
             return None, None, None
         value = self._values({key: (mkey, item)}).get(key)
@@ -472,7 +512,7 @@ class MemcachedStore(Store):
         head, chunks = self._encode(value)
         if chunks:
             self._store(chunks, expire)
-        server = self._route(mkey)
+        server = self.route(mkey)
         if old is None:
             done = server.call("add", mkey, head, expire, noreply=False, writes=True)
         else:
@@ -512,7 +552,7 @@ class MemcachedStore(Store):
             if merged is None and item is not None:
                 expire = exptime(ttl)
                 self._touch_chunks(item, expire)
-                if self._route(mkey).call("touch", mkey, expire, noreply=False, writes=True):
+                if self.route(mkey).call("touch", mkey, expire, noreply=False, writes=True):
                     return
                 continue  # expired between the read and the touch: write it again
             if merged is None:  # a stored map without a head item cannot be read; rewrite
@@ -523,3 +563,95 @@ class MemcachedStore(Store):
         raise StoreError(
             f"merge_map({key!r}): too much contention, gave up after {MERGE_ATTEMPTS} tries"
         )
+
+    # -- sync ---------------------------------------------------------------------------
+
+    def apply_sync(self, batch: SyncBatch) -> SyncOutcome:
+        """Apply a batch by the core's rules, every step pipelined: at least once.
+
+        See :mod:`metricache_memcached.batches`.
+        """
+        return apply_batch(self, batch)
+
+    def read_series(
+        self, keyspace: Keyspace, wanted: Sequence[tuple[str, tuple[str, ...]]]
+    ) -> list[list[int] | None]:
+        """Read the life and parts of every series: one multi-get per server (in chunks).
+
+        A series whose life key or one of whose parts is missing reads as absent.
+        """
+        mkeys: list[bytes] = []
+        for sid, parts in wanted:
+            mkeys.append(safe_key(keyspace.series(sid)))
+            mkeys.extend(safe_key(keyspace.part(sid, p)) for p in parts)
+        items = self._fetch(mkeys)
+        found: list[list[int] | None] = []
+        at = 0
+        for sid, parts in wanted:
+            life = items.get(mkeys[at])
+            keys = mkeys[at + 1 : at + 1 + len(parts)]
+            at += 1 + len(parts)
+            if life is None:
+                found.append(None)
+                continue
+            values: list[int] = []
+            for n, mkey in enumerate(keys):
+                value = self._integer(keyspace.part(sid, parts[n]), items.get(mkey))
+                if value is None:
+                    break
+                values.append(value)
+            found.append(values if len(values) == len(parts) else None)
+        return found
+
+    def _integer(self, key: bytes, item: Item | None) -> int | None:
+        """Return the integer an item holds; None when absent or (reported) corrupt."""
+        if item is None:
+            return None
+        data, flags = item
+        try:
+            if flags == FLAG_INT:
+                return decode_int(key, data)
+            value = self._values({key: (safe_key(key), item)}).get(key)
+            return None if value is None else parse_int(key, value)
+        except CorruptValue as exc:
+            self.on_corrupt(exc)
+            return None
+
+    def create_series(self, key: bytes, life: str, ttl: float) -> tuple[LifeRecord, bool]:
+        """Create the series ``key`` with ``life``, or return the life someone gave it.
+
+        Returns ``(record, created)``. Bytes that are not a life record are removed
+        (and reported) and the series created.
+        """
+        record = LifeRecord(life)
+        for _ in range(4):
+            if self.add(key, record.encode(), ttl):
+                return record, True
+            raw = self.get(key)
+            if raw is not None:
+                try:
+                    return LifeRecord.decode(key, raw), False
+                except CorruptValue as exc:
+                    self.on_corrupt(exc)
+            self.delete(key)
+        raise StoreError(f"{key!r}: could not create the series, it kept changing")
+
+    def undo_overflow(self, key: bytes, amount: int) -> None:
+        """Take back an increment that took an integer out of the signed 64-bit range."""
+        mkey = safe_key(key)
+        delta = WRAP - amount % WRAP
+        expire = exptime(60.0)
+
+        def run(c: Any) -> None:
+            self._add_modulo(c, mkey, delta, expire)
+
+        self.route(mkey).run(run, writes=True)
+        self.on_corrupt(CorruptValue(f"{key!r} would overflow by adding {amount}; not added"))
+
+    def increment_in_doubt(self, key: bytes, amount: int) -> None:
+        """Called for each increment whose request went out and whose answer was lost.
+
+        It may have been applied; the syncer sends it again (at least once). The
+        default logs it at debug level; a subclass may count such amounts.
+        """
+        log.debug("memcached: the increment of %r by %d is in doubt", key, amount)

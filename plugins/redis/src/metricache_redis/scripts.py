@@ -4,12 +4,28 @@ Every mutating command goes through ``redis.pcall``: a script that failed half w
 would leave half its writes behind (Redis does not roll scripts back), so a key that
 holds something unexpected (bytes written behind metricache's back) is replaced and
 reported instead of aborting the batch.
+
+A sync batch is made of three steps, written once here as Lua functions:
+
+* ``control``: the store epoch and the registrations (keys of the control hash tag);
+* ``shards``: series writes, refreshes and pruned traces, shard by shard, each shard
+  with its marker (keys of one shard's hash tag);
+* ``gauges``: the instance's header and gauge pages (keys of the instance's tag).
+
+On one server (``redis://``, Sentinel) :data:`APPLY_SYNC` runs the three in one call.
+On Redis Cluster every call must stay within one slot: :data:`APPLY_CONTROL`, one
+:data:`APPLY_SHARD` per shard and :data:`APPLY_GAUGES` run each step alone, with every
+key they touch declared in ``KEYS`` (so a slot being migrated answers ``ASK`` or
+``TRYAGAIN`` instead of letting a script see half a shard).
 """
 
 from __future__ import annotations
 
 __all__ = [
     "ADD",
+    "APPLY_CONTROL",
+    "APPLY_GAUGES",
+    "APPLY_SHARD",
     "APPLY_SYNC",
     "CAD",
     "CAS",
@@ -20,14 +36,9 @@ __all__ = [
     "REPLACE_MAP",
 ]
 
-# A batch (see metricache.sync.batch for the rules): epoch check, registrations,
-# writes series by series (life check, traces), refreshes, pruned traces, gauge pages
-# and header, TTLs. ARGV[1] is the JSON payload built by RedisStore.apply_sync; every
-# key name and field name comes from it (metricache.sync.keyspace defines them).
-# Returns {status, epoch, gauges_lost, repaired_keys, lost, joined, stale}: lost and
-# stale are 0-based indexes of writes and refreshes, joined is index, life, ...
-APPLY_SYNC = r"""
-local p = cjson.decode(ARGV[1])
+# Helpers every step uses. `repaired` counts keys replaced because they held
+# something metricache did not write.
+_HELPERS = r"""
 local repaired = 0
 
 local function fix(key)
@@ -46,8 +57,8 @@ end
 
 -- A series' life as metricache writes it (a token), or false: a key whose life is
 -- anything else was written behind our back and is replaced.
-local function life_of(key)
-  local life = hget(key, p.lf)
+local function life_of(key, lf)
+  local life = hget(key, lf)
   if life and (#life > 64 or not string.match(life, '^[%w._-]+$')) then
     fix(key)
     return false
@@ -63,122 +74,161 @@ local function hsetnx(key, field, value)
   end
 end
 
-local epoch_key = p.ek
-local cur = redis.pcall('GET', epoch_key)
--- What is not an epoch token (another type, bytes written behind our back) is another
--- epoch: replaced, so that syncing goes on (every instance re-sends its totals).
-if type(cur) == 'table' or (cur and (#cur > 64 or not string.match(cur, '^[%w_-]+$'))) then
-  fix(epoch_key)
-  cur = false
-end
-if not cur then
-  cur = p.pe
-  redis.call('SET', epoch_key, cur, 'PX', p.ttl)
-end
-if cur ~= p.ep then
-  return {'epoch_changed', cur, 0, repaired, {}, {}, {}}
-end
-
-for _, r in ipairs(p.reg) do
-  local key = r[1]
-  local fields = r[2]
-  for i = 1, #fields, 2 do
-    hsetnx(key, fields[i], fields[i + 1])
+local function token_at(key)
+  local cur = redis.pcall('GET', key)
+  -- What is not a token (another type, bytes written behind our back) is replaced.
+  if type(cur) == 'table' or (cur and (#cur > 64 or not string.match(cur, '^[%w_-]+$'))) then
+    fix(key)
+    return false
   end
-  redis.call('PEXPIRE', key, p.gttl)
+  return cur
 end
+"""
 
-local sp, lf, tf, ttl, seq = p.sp, p.lf, p.tf, p.ttl, p.seq
-local check = p.chk == 1
-local lost, joined, stale = {}, {}, {}
-local w = p.w
-local lives = p.lv
-local i, idx = 1, 0
-while i <= #w do
-  local key = sp .. w[i]
-  local life = lives[w[i + 1]] or ''
-  local n = w[i + 2]
-  local apply = true
-  local traced = false
-  if life ~= '' and not check then
-    -- The usual write: a series this instance wrote before, in the life it knows. The
-    -- trace is named after that life: if it is still there, the series is still that
-    -- life (a series created again holds no trace of it), so one call both records the
-    -- batch and checks the life.
-    local fresh = redis.pcall('HSET', key, tf .. life, seq)
-    if type(fresh) == 'table' then
-      fix(key)
-      fresh = 1
+# The epoch (p.ek: its key, p.ep: the batch's, p.pe: proposed if there is none) and
+# the registrations (p.reg: [[map key, [field, value, ...]], ...], p.gttl).
+# Returns 'applied' or 'epoch_changed', and the store's epoch.
+_CONTROL = r"""
+local function control(p)
+  local cur = token_at(p.ek)
+  if not cur then
+    cur = p.pe
+    redis.call('SET', p.ek, cur, 'PX', p.ttl)
+  end
+  if cur ~= p.ep then
+    return 'epoch_changed', cur
+  end
+  for _, r in ipairs(p.reg) do
+    local key = r[1]
+    local fields = r[2]
+    for i = 1, #fields, 2 do
+      hsetnx(key, fields[i], fields[i + 1])
     end
-    traced = true
-    if fresh == 1 then
-      local life_now = life_of(key)
-      if life_now ~= life then
-        -- Not the life expected: undo the trace (or the key it made), apply nothing.
-        if life_now then
-          redis.call('HDEL', key, tf .. life)
-        else
-          -- A map with fields but no life was not written by metricache: replaced.
-          if redis.call('HLEN', key) > 1 then repaired = repaired + 1 end
-          redis.call('DEL', key)
+    redis.call('PEXPIRE', key, p.gttl)
+  end
+  redis.call('PEXPIRE', p.ek, p.ttl)
+  return 'applied', cur
+end
+"""
+
+# Series, shard by shard (see metricache.sync.batch for the rules). p.sh is a list of
+# shards: [series key prefix, marker key or '', writes, refreshes, pruned, lives]; a
+# write is index, series id, expected life, n, then n pairs of part and delta; a
+# refresh is index, series id, expected life; a pruned trace is series id and life. A
+# life is named by its place in the shard's lives (1-based; 0 is no life). A trace's
+# field is p.tf followed by the life it was written in. With a marker key (sharded
+# stores), a shard whose marker is gone while the batch expects series there (a write
+# with a life, or a refresh) has lost its data. Returns lost (write indexes), joined
+# (index, life, ...), stale (refresh indexes), and per shard whose marker was gone its
+# 0-based number in p.sh and 1 if the batch expected series there (else 0).
+_SHARDS = r"""
+local function shards(p)
+  local lf, tf, ttl, seq = p.lf, p.tf, p.ttl, p.seq
+  local check = p.chk == 1
+  local lost, joined, stale, resets = {}, {}, {}, {}
+  for s, shard in ipairs(p.sh) do
+    local sp, mk, w, r, pr, lives = shard[1], shard[2], shard[3], shard[4], shard[5], shard[6]
+    if mk ~= '' then
+      if token_at(mk) then
+        redis.call('PEXPIRE', mk, ttl)
+      else
+        local expects = #r > 0
+        local i = 1
+        while i <= #w and not expects do
+          if w[i + 2] ~= 0 then expects = true end
+          i = i + 4 + 2 * w[i + 3]
         end
-        lost[#lost + 1] = idx
-        apply = false
+        resets[#resets + 1] = s - 1
+        resets[#resets + 1] = expects and 1 or 0
+        redis.call('SET', mk, p.ep, 'PX', ttl)
       end
     end
-  else
-    local life_now = life_of(key)
-    if life ~= '' then
-      if life_now ~= life then
-        lost[#lost + 1] = idx
-        apply = false
+    local i = 1
+    while i <= #w do
+      local idx, key, life, n = w[i], sp .. w[i + 1], lives[w[i + 2]] or '', w[i + 3]
+      local apply = true
+      local traced = false
+      if life ~= '' and not check then
+        -- The usual write: a series this instance wrote before, in the life it knows.
+        -- The trace is named after that life: if it is still there, the series is
+        -- still that life (a series created again holds no trace of it), so one call
+        -- both records the batch and checks the life.
+        local fresh = redis.pcall('HSET', key, tf .. life, seq)
+        if type(fresh) == 'table' then
+          fix(key)
+          fresh = 1
+        end
+        traced = true
+        if fresh == 1 then
+          local life_now = life_of(key, lf)
+          if life_now ~= life then
+            -- Not the life expected: undo the trace (or the key it made), apply nothing.
+            if life_now then
+              redis.call('HDEL', key, tf .. life)
+            else
+              -- A map with fields but no life was not written by metricache: replaced.
+              if redis.call('HLEN', key) > 1 then repaired = repaired + 1 end
+              redis.call('DEL', key)
+            end
+            lost[#lost + 1] = idx
+            apply = false
+          end
+        end
+      else
+        local life_now = life_of(key, lf)
+        if life ~= '' then
+          if life_now ~= life then
+            lost[#lost + 1] = idx
+            apply = false
+          end
+        elseif not life_now then
+          -- A series map always has its life: a key without one was not written by us.
+          if redis.call('EXISTS', key) == 1 then fix(key) end
+          redis.call('HSET', key, lf, p.life)
+          redis.call('PEXPIRE', key, ttl)
+          life = p.life
+        else
+          joined[#joined + 1] = idx
+          joined[#joined + 1] = life_now
+          redis.call('PEXPIRE', key, ttl)
+          life = life_now
+        end
+        if apply and check then
+          -- Only this very batch can have left this number: anything else proves nothing.
+          if tonumber(redis.call('HGET', key, tf .. life)) == seq then apply = false end
+        end
       end
-    elseif not life_now then
-      -- A series map always has its life: a key without one was not written by us.
-      if redis.call('EXISTS', key) == 1 then fix(key) end
-      redis.call('HSET', key, lf, p.life)
-      redis.call('PEXPIRE', key, ttl)
-      life = p.life
-    else
-      joined[#joined + 1] = idx
-      joined[#joined + 1] = life_now
-      redis.call('PEXPIRE', key, ttl)
-      life = life_now
+      if apply then
+        for k = i + 4, i + 3 + 2 * n, 2 do
+          local res = redis.pcall('HINCRBY', key, w[k], w[k + 1])
+          if type(res) == 'table' and res.err then repaired = repaired + 1 end
+        end
+        if not traced then redis.call('HSET', key, tf .. life, seq) end
+      end
+      i = i + 4 + 2 * n
     end
-    if apply and check then
-      -- Only this very batch can have left this number: anything else proves nothing.
-      if tonumber(redis.call('HGET', key, tf .. life)) == seq then apply = false end
+    for j = 1, #r, 3 do
+      local key = sp .. r[j + 1]
+      if life_of(key, lf) == lives[r[j + 2]] then
+        redis.call('PEXPIRE', key, ttl)
+      else
+        stale[#stale + 1] = r[j]
+      end
+    end
+    for j = 1, #pr, 2 do
+      redis.pcall('HDEL', sp .. pr[j], tf .. lives[pr[j + 1]])
     end
   end
-  if apply then
-    for k = i + 3, i + 2 + 2 * n, 2 do
-      local r = redis.pcall('HINCRBY', key, w[k], w[k + 1])
-      if type(r) == 'table' and r.err then repaired = repaired + 1 end
-    end
-    if not traced then redis.call('HSET', key, tf .. life, seq) end
-  end
-  i = i + 3 + 2 * n
-  idx = idx + 1
+  return lost, joined, stale, resets
 end
+"""
 
-local r = p.r
-for j = 1, #r, 2 do
-  local key = sp .. r[j]
-  if life_of(key) == lives[r[j + 1]] then
-    redis.call('PEXPIRE', key, ttl)
-  else
-    stale[#stale + 1] = (j - 1) / 2
-  end
-end
-
-local pr = p.pr
-for j = 1, #pr, 2 do
-  redis.pcall('HDEL', sp .. pr[j], tf .. lives[pr[j + 1]])
-end
-
-local glost = 0
-local g = p.g
-if g then
+# The instance's header (p.hk) and gauge pages (p.g: full, id, layout, pages, touch).
+# Returns 1 when the gauges were lost (the header expired or is not ours).
+_GAUGES = r"""
+local function gauges(p)
+  local g = p.g
+  if not g then return 0 end
   local hk = p.hk
   if g.full == 1 then
     for _, page in ipairs(g.pages) do
@@ -192,49 +242,99 @@ if g then
     redis.call('DEL', hk)
     redis.call('HSET', hk, '@', g.id, '#', g.layout)
     redis.call('PEXPIRE', hk, p.live)
-  elseif hget(hk, '#') ~= g.layout then
-    glost = 1  -- expired, or not ours: every page is written again next time
-  else
-    redis.call('PEXPIRE', hk, p.live)
-    for _, page in ipairs(g.pages) do
-      if hget(page[1], '@') ~= g.layout then
-        glost = 1
-        break
-      end
-      local f = page[2]
-      for k = 1, #f, 1000 do
-        redis.call('HSET', page[1], unpack(f, k, math.min(k + 999, #f)))
-      end
-      local d = page[3]
-      for k = 1, #d, 1000 do
-        redis.call('HDEL', page[1], unpack(d, k, math.min(k + 999, #d)))
-      end
+    return 0
+  end
+  if hget(hk, '#') ~= g.layout then
+    return 1  -- expired, or not ours: every page is written again next time
+  end
+  redis.call('PEXPIRE', hk, p.live)
+  for _, page in ipairs(g.pages) do
+    if hget(page[1], '@') ~= g.layout then
+      return 1
     end
-    if glost == 0 then
-      for _, key in ipairs(g.touch) do
-        if hget(key, '@') ~= g.layout then
-          glost = 1
-          break
-        end
-        redis.call('PEXPIRE', key, p.pttl)
-      end
+    local f = page[2]
+    for k = 1, #f, 1000 do
+      redis.call('HSET', page[1], unpack(f, k, math.min(k + 999, #f)))
+    end
+    local d = page[3]
+    for k = 1, #d, 1000 do
+      redis.call('HDEL', page[1], unpack(d, k, math.min(k + 999, #d)))
     end
   end
+  for _, key in ipairs(g.touch) do
+    if hget(key, '@') ~= g.layout then
+      return 1
+    end
+    redis.call('PEXPIRE', key, p.pttl)
+  end
+  return 0
 end
-redis.call('PEXPIRE', epoch_key, ttl)
-return {'applied', cur, glost, repaired, lost, joined, stale}
 """
 
-# Read series: ARGV[1] is the JSON of [prefix, life field, [[part, ...], ...],
-# [series id, ...], [layout index (1-based), ...]]. Returns, per series, 1 when it is
+# A whole batch in one call (one server). ARGV[1] is the JSON payload built by
+# metricache_redis.payload; every key and field name comes from it
+# (metricache.sync.keyspace defines them). Returns {status, epoch, gauges_lost,
+# repaired_keys, lost, joined, stale, resets}.
+APPLY_SYNC = (
+    _HELPERS
+    + _CONTROL
+    + _SHARDS
+    + _GAUGES
+    + r"""
+local p = cjson.decode(ARGV[1])
+local status, cur = control(p)
+if status ~= 'applied' then
+  return {status, cur, 0, repaired, {}, {}, {}, {}}
+end
+local lost, joined, stale, resets = shards(p)
+local glost = gauges(p)
+return {status, cur, glost, repaired, lost, joined, stale, resets}
+"""
+)
+
+# The control step alone (Redis Cluster): KEYS are the epoch and registration maps.
+# Returns {status, epoch, repaired_keys}.
+APPLY_CONTROL = (
+    _HELPERS
+    + _CONTROL
+    + r"""
+local status, cur = control(cjson.decode(ARGV[1]))
+return {status, cur, repaired}
+"""
+)
+
+# One shard alone (Redis Cluster): KEYS are its series and its marker.
+# Returns {repaired_keys, lost, joined, stale, resets}.
+APPLY_SHARD = (
+    _HELPERS
+    + _SHARDS
+    + r"""
+local lost, joined, stale, resets = shards(cjson.decode(ARGV[1]))
+return {repaired, lost, joined, stale, resets}
+"""
+)
+
+# The instance's gauges alone (Redis Cluster): KEYS are its header and pages.
+# Returns {gauges_lost, repaired_keys}.
+APPLY_GAUGES = (
+    _HELPERS
+    + _GAUGES
+    + r"""
+local glost = gauges(cjson.decode(ARGV[1]))
+return {glost, repaired}
+"""
+)
+
+# Read series: KEYS are the series; ARGV[1] is the JSON of [life field, [[part, ...],
+# ...]], then the layout index (1-based) of each key. Returns, per series, 1 when it is
 # there (nil when absent, -1 when the key is not a hash) followed by its parts' values.
 READ_SERIES = r"""
 local head = cjson.decode(ARGV[1])
-local sp, lf, layouts, sids, which = head[1], head[2], head[3], head[4], head[5]
+local lf, layouts = head[1], head[2]
 local out = {}
-for i = 1, #sids do
-  local parts = layouts[which[i]]
-  local r = redis.pcall('HMGET', sp .. sids[i], lf, unpack(parts))
+for i = 1, #KEYS do
+  local parts = layouts[tonumber(ARGV[i + 1])]
+  local r = redis.pcall('HMGET', KEYS[i], lf, unpack(parts))
   if type(r) == 'table' and r.err then
     out[#out + 1] = -1  -- not a hash: written behind our back
     for _ = 1, #parts do out[#out + 1] = false end
