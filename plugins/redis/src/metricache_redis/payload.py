@@ -109,12 +109,20 @@ def split_batch(batch: SyncBatch, *, markers: bool) -> StepPlan:
             found = groups[shard] = _Group()
         return found
 
+    # The writes, the bulk of a batch: each shard's lists looked up once per write.
+    lists: dict[str, tuple[list[Any], dict[str, int], list[bytes]]] = {}
     for i, (sid, life, parts, deltas) in enumerate(batch.writes):
-        found = group(sid)
-        writes = found.writes
-        at = found.lives.get(life)
+        shard = shard_of(sid)
+        entry = lists.get(shard)
+        if entry is None:
+            found = group(sid)
+            entry = lists[shard] = (found.writes, found.lives, found.keys)
+        writes, lives, declared = entry
+        at = lives.get(life)
         if at is None:
-            at = found.lives[life] = len(found.lives)
+            at = lives[life] = len(lives)
+        if markers:
+            declared.append(series_key(sid))
         if len(deltas) == 2:  # a counter, inlined: the usual case
             whole, nanos = deltas
             if -_EXACT < whole < _EXACT and -_EXACT < nanos < _EXACT:
@@ -126,15 +134,11 @@ def split_batch(batch: SyncBatch, *, markers: bool) -> StepPlan:
                     writes += (i, sid, at, 1, parts[1], nanos)
                 else:
                     writes += (i, sid, at, 0)
-                if markers:
-                    found.keys.append(series_key(sid))
                 continue
         changed = [(part, _number(delta)) for part, delta in zip(parts, deltas) if delta]
         writes += (i, sid, at, len(changed))
         for pair in changed:
             writes += pair
-        if markers:
-            found.keys.append(series_key(sid))
     for j, (sid, life, _parts) in enumerate(batch.refresh):
         found = group(sid)
         at = found.lives.get(life)
@@ -164,7 +168,7 @@ def split_batch(batch: SyncBatch, *, markers: bool) -> StepPlan:
     shards: dict[str, Step] = {}
     for shard, found in groups.items():
         marker = keyspace.shard_epoch(shard) if markers else b""
-        entry = [
+        step: list[Any] = [
             keyspace.shard_prefix(shard),
             marker.decode("ascii"),
             found.writes,
@@ -173,7 +177,7 @@ def split_batch(batch: SyncBatch, *, markers: bool) -> StepPlan:
             list(found.lives)[1:],
         ]
         keys = found.keys
-        shards[shard] = Step({**common, "sh": [entry]}, [*keys, marker] if markers else keys)
+        shards[shard] = Step({**common, "sh": [step]}, [*keys, marker] if markers else keys)
     return StepPlan(control, shards, _gauges(batch))
 
 

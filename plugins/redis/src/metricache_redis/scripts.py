@@ -325,16 +325,19 @@ return {glost, repaired}
 """
 )
 
-# Read series: KEYS are the series; ARGV[1] is the JSON of [life field, [[part, ...],
-# ...]], then the layout index (1-based) of each key. Returns, per series, 1 when it is
-# there (nil when absent, -1 when the key is not a hash) followed by its parts' values.
+# Read series: ARGV[1] is the JSON of [life field, [[part, ...], ...], [layout index
+# (1-based) per series], and on one server [series key, ...]]; on Redis Cluster the
+# series keys are KEYS instead (declared, so the call goes to their slot). Returns, per
+# series, 1 when it is there (nil when absent, -1 when the key is not a hash) followed
+# by its parts' values.
 READ_SERIES = r"""
 local head = cjson.decode(ARGV[1])
-local lf, layouts = head[1], head[2]
+local lf, layouts, which = head[1], head[2], head[3]
+local keys = head[4] or KEYS
 local out = {}
-for i = 1, #KEYS do
-  local parts = layouts[tonumber(ARGV[i + 1])]
-  local r = redis.pcall('HMGET', KEYS[i], lf, unpack(parts))
+for i = 1, #keys do
+  local parts = layouts[which[i]]
+  local r = redis.pcall('HMGET', keys[i], lf, unpack(parts))
   if type(r) == 'table' and r.err then
     out[#out + 1] = -1  -- not a hash: written behind our back
     for _ = 1, #parts do out[#out + 1] = false end

@@ -618,16 +618,37 @@ class RedisStore(Store):
                 for s in range(0, len(wanted), _READ_CHUNK)
             ]
         steps: list[tuple[list[int], list[Any]]] = []
+        clustered = self.clustered
+        prefixes: dict[str, str] = {}
+        shard_of = keyspace.shard
+
+        def series_key(sid: str) -> str:
+            # Keyspace.series, as text, its shard's prefix built once.
+            shard = shard_of(sid)
+            prefix = prefixes.get(shard)
+            if prefix is None:
+                prefix = prefixes[shard] = keyspace.shard_prefix(shard)
+            return prefix + sid
+
         for chunk in chunks:
             layouts: dict[tuple[str, ...], int] = {}
-            keys: list[bytes] = []
-            args: list[Any] = [""]
+            keys: list[str] = []
+            which: list[int] = []
             for n in chunk:
                 sid, parts = wanted[n]
-                keys.append(keyspace.series(sid))
-                args.append(layouts.setdefault(parts, len(layouts) + 1))
-            args[0] = json.dumps([LIFE_FIELD, [list(p) for p in layouts]], separators=(",", ":"))
-            steps.append((chunk, [keys, args]))
+                keys.append(series_key(sid))
+                which.append(layouts.setdefault(parts, len(layouts) + 1))
+            head: list[Any] = [LIFE_FIELD, [list(p) for p in layouts], which]
+            if clustered:
+                # Declared as KEYS: the call is routed to the shard's slot, and a slot
+                # being migrated answers ASK or TRYAGAIN.
+                declared = [key.encode() for key in keys]
+                steps.append((chunk, [declared, [json.dumps(head, separators=(",", ":"))]]))
+            else:
+                # One server: the keys travel inside the JSON argument, one argument
+                # rather than 10,000 for the client to encode.
+                head.append(keys)
+                steps.append((chunk, [[], [json.dumps(head, separators=(",", ":"))]]))
         replies = self._read_replies([step for _, step in steps])
         found: list[list[int] | None] = [None] * len(wanted)
         for (chunk, _), reply in zip(steps, replies):
