@@ -201,6 +201,34 @@ print("done")
 """
 
 
+def test_a_gauge_that_never_changes_never_leaves_while_its_page_keeps_changing(
+    store_url: tuple[str, str], namespace: str
+) -> None:
+    # One gauge is set once; another of the same instance changes at every sync, so the
+    # page they share (one page on Redis) is changed, not merely touched, at every sync.
+    # The page must outlive the liveness TTL all the same: the merged view never loses
+    # the quiet gauge, for several liveness TTLs (5 s here).
+    registry = metricache.Registry()
+    level = metricache.Gauge("level", "Set once", registry=registry)
+    busy = metricache.Gauge("busy", "Changes all the time", registry=registry)
+    level.set(7)
+    store = open_store(store_url)
+    running = syncer(registry, store, namespace)
+    running.start()
+    try:
+        missing: list[str] = []
+        started = time.monotonic()
+        time.sleep(2 * INTERVAL)
+        while (elapsed := time.monotonic() - started) < 3 * running.liveness_ttl:
+            busy.inc()
+            if counter(view(store, namespace), "level") != 7:
+                missing.append(f"{elapsed:.1f} s")
+            time.sleep(0.1)
+        assert missing == []
+    finally:
+        running.stop()
+
+
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork()")
 def test_a_gauge_set_before_fork_is_counted_once_by_the_process_that_set_it(
     store_url: tuple[str, str], namespace: str, tmp_path: Path

@@ -260,6 +260,8 @@ local function gauges(p)
     for k = 1, #d, 1000 do
       redis.call('HDEL', page[1], unpack(d, k, math.min(k + 999, #d)))
     end
+    -- A changed page is not in the touch list: its expiry is pushed back here.
+    redis.call('PEXPIRE', page[1], p.pttl)
   end
   for _, key in ipairs(g.touch) do
     if hget(key, '@') ~= g.layout then
