@@ -4,14 +4,20 @@ Run as ``python -m tests.faults.soak_worker '{...}'``. It records what an applic
 that runs for weeks records, compressed: a counter incremented once and then left
 alone (``quiet``, its own label), a counter everyone increments (``work``), a counter
 of billionths (``paid``, +0.01 at a time), a histogram whose lowest bucket is hit once
-and never again (``latency``). A syncer at ``interval`` with a 2 s retention runs all
-along. On SIGTERM it stops the syncer (a final sync) and writes its local values, the
-ground truth, to ``out``.
+and never again (``latency``), and a gauge set to 1 (``level``, merged by sum). A
+syncer at ``interval`` with a 2 s retention runs all along. On SIGTERM it stops the
+syncer (a final sync) and writes its local values, the ground truth, to ``out``.
+
+With ``fork_at`` (a step number) the worker forks there, its syncer running: the
+child inherits every series and the gauge, records only ``work{kind="child"}`` and a
+quiet counter of its own, and on its parent's SIGTERM writes its own series to
+``out`` + ``.child``. What the parent recorded before the fork must be counted once.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import signal
 import sys
 import threading
@@ -20,7 +26,7 @@ from types import FrameType
 from typing import Any
 
 import metricache
-from metricache.snapshot import HistogramSample, Sample
+from metricache.snapshot import HistogramSample, MetricType, Sample
 
 BUCKETS = (0.1, 1.0, 10.0)
 STEP = 0.02
@@ -37,7 +43,7 @@ def _values(registry: metricache.Registry) -> dict[str, Any]:
             key = f"{family.name}|{','.join(sample.labels)}"
             if isinstance(sample, HistogramSample):
                 found[key] = {"buckets": list(sample.buckets), "sum": sample.sum}
-            elif isinstance(sample, Sample):
+            elif isinstance(sample, Sample) and family.type is not MetricType.GAUGE:
                 found[key] = sample.value
     return found
 
@@ -50,6 +56,7 @@ def main(args: dict[str, Any]) -> None:
     work = metricache.Counter("work", "Everyone's work", ["kind"], registry=registry)
     paid = metricache.Counter("paid", "Billionths", registry=registry)
     latency = metricache.Histogram("latency", "Latency", buckets=BUCKETS, registry=registry)
+    level = metricache.Gauge("level", "One per worker", registry=registry)
     store = metricache.open_store(str(args["store"]), url=str(args["url"]))
     syncer = metricache.Syncer(
         registry,
@@ -66,18 +73,40 @@ def main(args: dict[str, Any]) -> None:
 
     signal.signal(signal.SIGTERM, on_signal)
     quiet.labels(name).inc(5)
+    level.set(1)
     latency.observe(0.05)  # the rarely hit bucket: once
     syncer.start()
     sys.stdout.write(json.dumps({"ready": name}) + "\n")
     sys.stdout.flush()
     step = 0
+    fork_at = int(args.get("fork_at", 0))
+    child = 0  # the child's pid, in the parent
+    is_child = False
     while not stop.wait(STEP):
         step += 1
+        if is_child:
+            work.labels("child").inc()
+            continue
         work.labels("shared").inc()
         if step % 5 == 0:
             paid.inc(0.01)
             latency.observe(5.0)
+        if step == fork_at:
+            child = os.fork()
+            if child == 0:
+                is_child = True
+                quiet.labels(f"{name}-child").inc(3)
     report = syncer.stop(timeout=10)
+    if is_child:
+        own = {"work|child", f"quiet|{name}-child"}
+        values = {k: v for k, v in _values(registry).items() if k in own}
+        done = {"values": values, "final_sync_ok": report is not None and report.ok}
+        Path(str(args["out"]) + ".child").write_text(json.dumps(done))
+        os._exit(0)
+    if child:
+        os.kill(child, signal.SIGTERM)
+        _, status = os.waitpid(child, 0)
+        assert status == 0, status
     out = {
         "instance": name,
         "values": _values(registry),

@@ -3,10 +3,13 @@
 Four worker processes (``tests.faults.soak_worker``) record with a running syncer
 (interval 0.4 s, retention 2 s) for 60 s: a counter each incremented once and then left
 alone, a shared counter, a counter of billionths, a histogram whose lowest bucket is
-hit once. In the middle the store is killed and restarted empty, and one worker is
-frozen by SIGSTOP for longer than the retention. The test samples the merged view all
-along: every series it shows never goes down (from one restart of the store to the
-next), and the quiet counters of the live workers never leave it. At the end the
+hit once, a gauge set to 1 (merged by sum). One worker forks with its syncer running:
+the child counts on its own, and what the parent recorded before the fork, its gauge
+included, must be counted once. In the middle the store is killed and restarted empty,
+and one worker is frozen by SIGSTOP for longer than the retention. The test samples the
+merged view all along: every series it shows never goes down (from one restart of the store to the
+next), the quiet counters of the live workers never leave it, and the merged gauge is
+one per worker whenever every worker is live (never one more for the child). At the end the
 workers stop (each with a final sync) and the merged view must equal their tallies:
 exactly on Redis; on memcached, which is at least once, never less, and at most what
 one sync in progress when the store restarted can have carried more.
@@ -25,7 +28,7 @@ from typing import Any
 import metricache
 import pytest
 from metricache.errors import StoreError
-from metricache.snapshot import HistogramSample, Sample
+from metricache.snapshot import HistogramSample, MetricType, Sample
 from metricache.sync.keyspace import join_fixed, split_fixed
 
 from tests.faults.fleet import ROOT
@@ -40,13 +43,15 @@ RESTART_AT = 20.0
 FREEZE_AT = 35.0
 FREEZE_FOR = 2.5 * RETENTION
 WORKERS = 4
+FORK_AT_STEP = 300
+"""The step at which worker 0 forks (about 6 s in, before the store restarts)."""
 
 
 def _series(view: metricache.Snapshot) -> dict[str, tuple[float, ...]]:
-    """Every series of the view, as the numbers that must never go down."""
+    """Every counter and histogram series of the view, the numbers that never go down."""
     found: dict[str, tuple[float, ...]] = {}
     for family in view.families:
-        if family.name.startswith("metricache_"):
+        if family.name.startswith("metricache_") or family.type is MetricType.GAUGE:
             continue
         for sample in family.samples:
             key = f"{family.name}|{','.join(sample.labels)}"
@@ -55,6 +60,16 @@ def _series(view: metricache.Snapshot) -> dict[str, tuple[float, ...]]:
             elif isinstance(sample, Sample):
                 found[key] = (sample.value,)
     return found
+
+
+def _level(view: metricache.Snapshot) -> float | None:
+    """The merged ``level`` gauge (one per live worker), or None when it is absent."""
+    for family in view.families:
+        if family.name == "level":
+            for sample in family.samples:
+                if isinstance(sample, Sample):
+                    return sample.value
+    return None
 
 
 def _exact_sum(values: list[float]) -> float:
@@ -88,6 +103,7 @@ def test_a_fleet_soaked_through_thirty_retention_windows_ends_exact(
             "interval": INTERVAL,
             "retention": RETENTION,
             "out": str(outs[n]),
+            "fork_at": FORK_AT_STEP if n == 0 else 0,
         }
         procs.append(
             subprocess.Popen(
@@ -108,8 +124,15 @@ def test_a_fleet_soaked_through_thirty_retention_windows_ends_exact(
         samples = regressions = 0
         quiet_gone: list[str] = []
         restart_took = 0.0
+
+        def recovering_now() -> bool:
+            """Whether the store's restart is still being recovered from."""
+            return restarted and time.monotonic() - started < RESTART_AT + 2 * INTERVAL + 1
+
         restarted = frozen = thawed = False
         frozen_quiet_left = frozen_quiet_back = False
+        levels_wrong: list[str] = []
+        levels_checked = 0
         while (elapsed := time.monotonic() - started) < DURATION:
             if not restarted and elapsed >= RESTART_AT:
                 before = time.monotonic()
@@ -140,9 +163,19 @@ def test_a_fleet_soaked_through_thirty_retention_windows_ends_exact(
                 ):
                     regressions += 1
             last.update(found)
+            # The merged gauge: one per worker while every worker is live and synced
+            # (not while one is frozen, nor just after it woke or the store restarted).
+            settled = not frozen or (
+                thawed and time.monotonic() - frozen_since > FREEZE_FOR + 2 * INTERVAL + 1
+            )
+            if elapsed > 2 * INTERVAL + 1 and settled and not recovering_now():
+                level = _level(sampled)
+                levels_checked += 1
+                if level != WORKERS:
+                    levels_wrong.append(f"level {level} at {elapsed:.1f} s")
             # The quiet counter of every live, running worker is always there (once its
             # first sync is done and outside the restart's own recovery).
-            recovering = restarted and time.monotonic() - started < RESTART_AT + 2 * INTERVAL + 1
+            recovering = recovering_now()
             for n in range(WORKERS):
                 key = f"quiet|soak-{n}"
                 if n == 1 and frozen:
@@ -167,6 +200,7 @@ def test_a_fleet_soaked_through_thirty_retention_windows_ends_exact(
                 proc.wait(10)
 
     results = [json.loads(out.read_text()) for out in outs]
+    results.append(json.loads(Path(str(outs[0]) + ".child").read_text()))
     assert all(r["final_sync_ok"] for r in results)
     final = _series(metricache.merged_snapshot(reader, namespace=namespace, retention=RETENTION))
     truth: dict[str, list[Any]] = {}
@@ -182,6 +216,9 @@ def test_a_fleet_soaked_through_thirty_retention_windows_ends_exact(
 
     assert regressions == 0, f"{regressions} series went down between two samples"
     assert quiet_gone == [], quiet_gone
+    assert levels_checked > 0
+    assert levels_wrong == [], levels_wrong
+    assert "work|child" in truth  # the child counted, and its counts are compared below
     assert frozen_quiet_left  # the frozen worker's own series left once nobody held it
     assert frozen_quiet_back  # and came back whole when it woke up
     sent = counted = 0.0
