@@ -50,11 +50,6 @@ class BackgroundLoop:
         """Whether the thread is running."""
         return self._thread is not None and self._thread.is_alive()
 
-    @property
-    def started(self) -> bool:
-        """Whether the loop was started and not stopped (its thread may have died with a fork)."""
-        return self._thread is not None
-
     def in_loop(self) -> bool:
         """Whether the caller is the loop's own thread."""
         return self._thread is threading.current_thread()

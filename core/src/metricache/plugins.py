@@ -36,7 +36,6 @@ from metricache.errors import PluginError
 if TYPE_CHECKING:
     from metricache.exporters import Exporter
     from metricache.formats import Format
-    from metricache.registry import Registry
     from metricache.store import Store
 
 __all__ = [
@@ -50,7 +49,6 @@ __all__ = [
     "exporter_classes",
     "format_objects",
     "get_plugin_manager",
-    "install_collectors",
     "missing",
     "plugin_infos",
     "plugin_of",
@@ -517,12 +515,3 @@ def call_each(
         except Exception as exc:
             on_error(impl.plugin_name, exc)
     return answers
-
-
-def install_collectors(registry: Registry) -> None:
-    """Add the plugins' collectors to ``registry`` once (see :mod:`metricache.collectors`)."""
-    from metricache.collectors import install_collectors as install
-
-    install(registry)
-
-    install(registry)

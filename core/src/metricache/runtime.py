@@ -7,7 +7,6 @@ import weakref
 from types import TracebackType
 from typing import TYPE_CHECKING
 
-from metricache.collectors import install_collectors
 from metricache.config import Config, load_config
 from metricache.registry import REGISTRY, Registry
 from metricache.snapshot import Snapshot
@@ -68,7 +67,6 @@ def start(config: Config | str | None = None, registry: Registry = REGISTRY) -> 
     from metricache.events.settings import event_settings
 
     events = event_settings(config)
-    install_collectors(registry)
     syncer = syncer_from_config(config, registry).start()
     _started[registry] = weakref.ref(syncer)
     install(EventRouter.from_settings(events, registry), owned=True)

@@ -26,7 +26,7 @@ import attrs
 
 from metricache.events.event import Event
 from metricache.events.mapping import EventMapping, Priority
-from metricache.plugins import get_plugin_manager
+from metricache.plugins import ErrorCallback, get_plugin_manager
 from metricache.registry import Registry
 
 __all__ = [
@@ -38,13 +38,10 @@ __all__ = [
     "TraceRecord",
     "TraceRecorder",
     "TracesBackend",
-    "call_each",
 ]
 
 EVENT_LOGGER = "metricache.events"
 """The logger the logs backend writes to."""
-
-ErrorCallback = Callable[[str, BaseException], None]
 
 
 _Call = tuple[str, Callable[..., Any], tuple[str, ...]]
@@ -88,18 +85,6 @@ class HookCalls:
             self._seen, self._manager = list(impls), manager
         return self._calls
 
-    def call(self, kwargs: Mapping[str, Any], on_error: ErrorCallback) -> int:
-        """Call every implementation with ``kwargs``; return how many ran cleanly."""
-        ok = 0
-        for plugin, function, argnames in self.resolve():
-            try:
-                function(*[kwargs[name] for name in argnames])
-            except Exception as exc:
-                on_error(plugin, exc)
-            else:
-                ok += 1
-        return ok
-
 
 _EVENT_AND_REGISTRY = ("event", "registry")
 
@@ -108,14 +93,6 @@ def _argnames(names: Iterable[str]) -> tuple[str, ...]:
     # The usual signature is one shared tuple, recognised by identity on every call.
     found = tuple(names)
     return _EVENT_AND_REGISTRY if found == _EVENT_AND_REGISTRY else found
-
-
-def call_each(hook_name: str, kwargs: Mapping[str, Any], on_error: ErrorCallback) -> int:
-    """Call every implementation of ``hook_name`` on its own; return how many ran cleanly.
-
-    See :class:`HookCalls` (which a caller that calls a hook often keeps).
-    """
-    return HookCalls(hook_name).call(kwargs, on_error)
 
 
 Recorder = Callable[[Mapping[str, Any]], None]
@@ -181,14 +158,6 @@ class MetricsBackend:
         taken = {plugin for plugin, _ in recorders}
         handlers = tuple(c for c in self._handlers.resolve() if c[0] not in taken)
         return MetricsPlan(tuple(recorders), handlers)
-
-    def record(self, plan: MetricsPlan, payload: Mapping[str, Any]) -> None:
-        """Call the recorders of ``plan`` with ``payload``."""
-        for plugin, record in plan.recorders:
-            try:
-                record(payload)
-            except Exception as exc:
-                self._on_error(plugin, exc)
 
     def deliver(self, event: Event, plan: MetricsPlan | None = None) -> None:
         """Call the ``metricache_handle_event`` implementations (of ``plan``) with ``event``."""

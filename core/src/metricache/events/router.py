@@ -212,13 +212,6 @@ class _Lane:
         self._start_lock = threading.Lock()
         self._reset()
 
-    def offer(self, event: Event, mapping: EventMapping) -> None:
-        if self._thread is None:
-            self._start()
-        result = self.queue.put((event, mapping), mapping.priority)
-        if result.shed:
-            self.router._dropped(self.backend, result.shed, event, refused=not result.accepted)
-
     def _start(self) -> None:
         with self._start_lock:
             if self._thread is None:

@@ -754,7 +754,8 @@ class ExportCoordinator:
             # export the period (it takes the lease this one gives up now).
             self._job = None
             self._handled = job.period
-            self._give_lease_up()
+            if self._lease is not None:
+                self._lease.release()
             return TickResult(
                 action=TickAction.GAVE_UP,
                 period=job.period,
@@ -769,7 +770,7 @@ class ExportCoordinator:
             # Not renewed for an attempt that hangs: another instance may take the
             # period meanwhile; this one takes the lease again before its retry.
             job.released = True
-            self._give_lease_up()
+            self._lease.release()
         return TickResult(
             action=TickAction.TIMED_OUT,
             period=job.period,
@@ -795,14 +796,6 @@ class ExportCoordinator:
             self._reference = max(self._reference, now + extra)
         job.next_at = now + delay
         return delay, extended
-
-    def _give_lease_up(self) -> None:
-        if self._lease is None:
-            return
-        try:
-            self._lease.release()
-        except StoreError as exc:
-            log.warning("could not give the export lease up (it expires): %s", exc)
 
     def _export(
         self, snapshot: Snapshot, exporters: list[_Tracked], attempt: int, will_retry: bool

@@ -38,6 +38,7 @@ __all__ = [
     "EPOCH",
     "apply_exactly_once",
     "apply_generic",
+    "create_series",
     "current_epoch",
     "read_lives",
     "write_gauges",
@@ -101,7 +102,7 @@ def read_lives(store: Store, keys: Iterable[bytes]) -> dict[bytes, LifeRecord]:
     return found
 
 
-def _create(store: Store, key: bytes, life: str, ttl: float) -> tuple[LifeRecord, bool]:
+def create_series(store: Store, key: bytes, life: str, ttl: float) -> tuple[LifeRecord, bool]:
     """Create the series ``key`` with ``life``, or return the life someone else gave it.
 
     Returns ``(record, created)``. Without ``cas`` or ``locking`` there is no atomic
@@ -173,7 +174,7 @@ def apply_generic(
             whole = not life  # new to this writer: every part, so the series is whole
             created = False
             if record is None:
-                record, created = _create(store, key, batch.life, ttl)
+                record, created = create_series(store, key, batch.life, ttl)
                 records[key] = record
             if not life and not created:
                 joined[i] = record.life

@@ -27,7 +27,7 @@ from metricache.sync.keyspace import FamilyMeta
 from metricache.sync.series import (
     SeriesState,
     float_values,
-    gauge_sample_entry,
+    gauge_entry,
     meta_of_family,
     sample_values,
 )
@@ -136,7 +136,7 @@ class CollectedSeries:
                 value = item.value if isinstance(item, Sample) else item
                 if isinstance(value, float | int) and state.seen != value:
                     state.seen = value
-                    gauge(state, gauge_sample_entry(Sample(labels, float(value)), now))
+                    gauge(state, gauge_entry(float(value), now))
                 continue
             if isinstance(item, (Sample, HistogramSample)):
                 values = sample_values(item)
@@ -156,10 +156,6 @@ class CollectedSeries:
     def holds(self, state: SeriesState) -> bool:
         """Return whether a collector still reports ``state``."""
         return self.states.get(state.family, {}).get(state.labels) is state
-
-    def reset(self) -> None:
-        """Forget every record (a forked child, whose collectors report its own values)."""
-        self.states.clear()
 
     def all_states(self) -> list[Any]:
         """Return every record (for a store that lost its data)."""

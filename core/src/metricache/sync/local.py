@@ -256,8 +256,9 @@ class LocalSync:
         return changed
 
     def after_fork(self) -> None:
-        """A forked child is another instance: it saves its own view from scratch."""
+        """A forked child is another instance: it saves its own view from scratch.
+
+        The syncer gives the child a new engine; what it must not inherit is the view
+        the parent resumed (the child never loads a saved view).
+        """
         self._base = []
-        self._written = False
-        self._dirty = True
-        self._instance_gen = -1

@@ -25,7 +25,7 @@ import json
 import math
 from typing import Any
 
-from metricache.metrics import GaugeChild, MetricBase
+from metricache.metrics import MetricBase
 from metricache.snapshot import Family, HistogramSample, MetricType, Sample
 from metricache.sync.keyspace import FamilyMeta, series_id, split_fixed, value_parts
 
@@ -35,7 +35,6 @@ __all__ = [
     "family_meta",
     "float_values",
     "gauge_entry",
-    "gauge_sample_entry",
     "inherited_values",
     "meta_of_family",
     "sample_values",
@@ -177,16 +176,10 @@ def sample_values(sample: Sample | HistogramSample) -> tuple[int, ...]:
     return (*counts, *_fixed(sample.sum, _ZERO))
 
 
-def gauge_entry(child: GaugeChild) -> str:
+def gauge_entry(value: float, stamp: float) -> str:
     """Return the gauge page entry of a gauge series: ``[value text, stamp]`` as JSON.
 
-    The value is this process's own (:meth:`GaugeChild.own`): in a forked child, what
-    it inherited is left out until it sets the gauge.
+    For a metricache gauge the value is this process's own (:meth:`GaugeChild.own`):
+    in a forked child, what it inherited is left out until it sets the gauge.
     """
-    value, stamp = child.own()
     return json.dumps([repr(value), stamp])
-
-
-def gauge_sample_entry(sample: Sample, stamp: float) -> str:
-    """Return the gauge page entry of a collector's gauge sample."""
-    return json.dumps([repr(sample.value), stamp])

@@ -353,7 +353,7 @@ class SharedSync:
             text = f"{text}@{stamp!r}"  # the time of the change matters too
         if text != state.entry:
             state.entry = text
-            self.gauges.put(state.sid, gauge_entry(child))
+            self.gauges.put(state.sid, gauge_entry(value, stamp))
             if not state.life:
                 state.life = "held"
                 plan.gauge_states.append(state)
@@ -417,7 +417,8 @@ class SharedSync:
         for i, (state, values) in enumerate(plan.written):
             if i in lost:
                 state.forget_life()
-                again.append(state.child if state.child is not None else None)
+                if state.child is not None:
+                    again.append(state.child)
                 continue
             if applied is not None:
                 if i not in applied:
@@ -436,7 +437,7 @@ class SharedSync:
             if self.exactly_once:
                 traced[state.sid] = state.life
         if applied is not None:
-            return [c for c in again if c is not None]
+            return again
         for sid, life in batch.prune:
             if traced.get(sid) == life:
                 del traced[sid]
@@ -464,7 +465,7 @@ class SharedSync:
             record = self.states.get(child)
             if record is not None and record.detached():
                 del self.states[child]
-        return [c for c in again if c is not None]
+        return again
 
     # -- the store lost its data -------------------------------------------------------
 

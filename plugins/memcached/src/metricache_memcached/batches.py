@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING
 
 import attrs
 from metricache.errors import CorruptValue, OutcomeUnknown, StoreError
-from metricache.sync.apply import current_epoch, write_gauges
+from metricache.sync.apply import create_series, current_epoch, write_gauges
 from metricache.sync.batch import OutcomeStatus, PartialApply, SyncBatch, SyncOutcome
 from metricache.sync.keyspace import LifeRecord
 
@@ -237,7 +237,7 @@ class _Apply:
                 except CorruptValue:
                     # Gone again, or bytes written behind our back: create it step by
                     # step, as the core does.
-                    record, created = store.create_series(key, batch.life, batch.retention)
+                    record, created = create_series(store, key, batch.life, batch.retention)
                     if created:
                         self.created.add(i)
                     else:

@@ -121,10 +121,6 @@ Item = tuple[bytes, int]  # item data and flags
 _KEYS_PER_GET = 1000  # keys in one multi-get command line
 
 
-class FetchFailed(Exception):
-    """A multi-get could not be completed (the cause is attached)."""
-
-
 def fetch(groups: dict[Connection, list[bytes]]) -> dict[bytes, Item]:
     """Return the items present among the keys of each server: multi-gets, pipelined.
 
@@ -204,9 +200,6 @@ class Pipeline:
             queue = self._queues[server] = []
         queue.append(request)
         return request
-
-    def __bool__(self) -> bool:
-        return any(self._queues.values())
 
     def run(self) -> BaseException | None:
         """Send every request; return the first failure (None: every one answered).

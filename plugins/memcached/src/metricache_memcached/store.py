@@ -29,7 +29,7 @@ from metricache.store import (
     parse_int,
 )
 from metricache.sync.batch import SyncBatch, SyncOutcome
-from metricache.sync.keyspace import INT64_MAX, Keyspace, LifeRecord, hash_tag
+from metricache.sync.keyspace import INT64_MAX, Keyspace, hash_tag
 from pymemcache.client.rendezvous import RendezvousHash  # type: ignore[import-untyped]
 from pymemcache.exceptions import MemcacheClientError  # type: ignore[import-untyped]
 
@@ -616,25 +616,6 @@ class MemcachedStore(Store):
         except CorruptValue as exc:
             self.on_corrupt(exc)
             return None
-
-    def create_series(self, key: bytes, life: str, ttl: float) -> tuple[LifeRecord, bool]:
-        """Create the series ``key`` with ``life``, or return the life someone gave it.
-
-        Returns ``(record, created)``. Bytes that are not a life record are removed
-        (and reported) and the series created.
-        """
-        record = LifeRecord(life)
-        for _ in range(4):
-            if self.add(key, record.encode(), ttl):
-                return record, True
-            raw = self.get(key)
-            if raw is not None:
-                try:
-                    return LifeRecord.decode(key, raw), False
-                except CorruptValue as exc:
-                    self.on_corrupt(exc)
-            self.delete(key)
-        raise StoreError(f"{key!r}: could not create the series, it kept changing")
 
     def undo_overflow(self, key: bytes, amount: int) -> None:
         """Take back an increment that took an integer out of the signed 64-bit range."""

@@ -117,15 +117,17 @@ def family_of_metric(metric: Metric, merge: GaugeMerge | None = None) -> Family 
 
 def _histogram(metric: Metric, unit: str) -> Family:
     name = metric.name
-    rows = [row for row in metric.samples if row.name in {name + s for s in _HISTOGRAM_SUFFIXES}]
+    bucket_row, sum_row = name + "_bucket", name + "_sum"
+    wanted = {name + s for s in _HISTOGRAM_SUFFIXES}
+    rows = [row for row in metric.samples if row.name in wanted]
     names = labelnames_of(rows, skip=("le",))
     buckets: dict[tuple[str, ...], dict[float, float]] = {}
     sums: dict[tuple[str, ...], float] = {}
     for row in rows:
         key = _key(row.labels, names)
-        if row.name == name + "_bucket":
+        if row.name == bucket_row:
             buckets.setdefault(key, {})[parse_bound(row.labels["le"])] = float(row.value)
-        elif row.name == name + "_sum":
+        elif row.name == sum_row:
             sums[key] = float(row.value)
         else:
             buckets.setdefault(key, {})
@@ -154,13 +156,15 @@ def _histogram(metric: Metric, unit: str) -> Family:
 
 def _summary(metric: Metric, unit: str) -> Family:
     name = metric.name
-    rows = [row for row in metric.samples if row.name in (name + "_count", name + "_sum")]
+    count_row = name + "_count"
+    wanted = (count_row, name + "_sum")
+    rows = [row for row in metric.samples if row.name in wanted]
     names = labelnames_of(rows, skip=("quantile",))
     counts: dict[tuple[str, ...], int] = {}
     sums: dict[tuple[str, ...], float] = {}
     for row in rows:
         key = _key(row.labels, names)
-        if row.name == name + "_count":
+        if row.name == count_row:
             counts[key] = int(row.value)
         else:
             sums[key] = float(row.value)

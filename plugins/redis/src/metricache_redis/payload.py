@@ -56,6 +56,13 @@ class _Group:
     keys: list[bytes] = attrs.field(factory=list)
     lives: dict[str, int] = attrs.field(factory=lambda: {"": 0})
 
+    def life_index(self, life: str) -> int:
+        """The place of ``life`` in the shard's list of lives (added when new)."""
+        at = self.lives.get(life)
+        if at is None:
+            at = self.lives[life] = len(self.lives)
+        return at
+
 
 def _number(delta: int) -> int | str:
     # A JSON number beyond 2**53 would be rounded by Lua's doubles: send it as text
@@ -92,37 +99,21 @@ def split_batch(batch: SyncBatch, *, markers: bool) -> StepPlan:
     # their place in the shard's list (1-based; 0 is no life).
     groups: dict[str, _Group] = {}
     shard_of = keyspace.shard
-    prefixes: dict[str, str] = {}
 
-    def series_key(sid: str) -> bytes:
-        # A series' key is its shard's prefix and its id (Keyspace.series).
-        shard = shard_of(sid)
-        prefix = prefixes.get(shard)
-        if prefix is None:
-            prefix = prefixes[shard] = keyspace.shard_prefix(shard)
-        return (prefix + sid).encode()
+    series_key = keyspace.series
 
-    def group(sid: str) -> _Group:
-        shard = shard_of(sid)
+    def group(shard: str) -> _Group:
         found = groups.get(shard)
         if found is None:
             found = groups[shard] = _Group()
         return found
 
-    # The writes, the bulk of a batch: each shard's lists looked up once per write.
-    lists: dict[str, tuple[list[Any], dict[str, int], list[bytes]]] = {}
     for i, (sid, life, parts, deltas) in enumerate(batch.writes):
-        shard = shard_of(sid)
-        entry = lists.get(shard)
-        if entry is None:
-            found = group(sid)
-            entry = lists[shard] = (found.writes, found.lives, found.keys)
-        writes, lives, declared = entry
-        at = lives.get(life)
-        if at is None:
-            at = lives[life] = len(lives)
+        found = group(shard_of(sid))
+        at = found.life_index(life)
         if markers:
-            declared.append(series_key(sid))
+            found.keys.append(series_key(sid))
+        writes = found.writes
         if len(deltas) == 2:  # a counter, inlined: the usual case
             whole, nanos = deltas
             if -_EXACT < whole < _EXACT and -_EXACT < nanos < _EXACT:
@@ -140,18 +131,14 @@ def split_batch(batch: SyncBatch, *, markers: bool) -> StepPlan:
         for pair in changed:
             writes += pair
     for j, (sid, life, _parts) in enumerate(batch.refresh):
-        found = group(sid)
-        at = found.lives.get(life)
-        if at is None:
-            at = found.lives[life] = len(found.lives)
+        found = group(shard_of(sid))
+        at = found.life_index(life)
         found.refresh += (j, sid, at)
         if markers:
             found.keys.append(series_key(sid))
     for sid, life in batch.prune:
-        found = group(sid)
-        at = found.lives.get(life)
-        if at is None:
-            at = found.lives[life] = len(found.lives)
+        found = group(shard_of(sid))
+        at = found.life_index(life)
         found.pruned += (sid, at)
         if markers:
             found.keys.append(series_key(sid))

@@ -35,7 +35,7 @@ import redis.sentinel
 from metricache.config import Seconds, register_structure_hook
 from metricache.errors import CorruptValue, OutcomeUnknown, StoreError, StoreUnavailable
 from metricache.masking import mask_url
-from metricache.store import Capability, Store, parse_int, ttl_ms
+from metricache.store import Capability, Store, ttl_ms
 from metricache.sync.batch import OutcomeStatus, SyncBatch, SyncOutcome
 from metricache.sync.keyspace import LIFE_FIELD, Keyspace
 from redis.backoff import NoBackoff
@@ -391,16 +391,6 @@ class RedisStore(Store):
         """INCRBY and PEXPIRE in one script."""
         script = self._script("INCR")
         return int(self._call(lambda: script(keys=[key], args=[amount, ttl_ms(ttl)]), writes=True))
-
-    def read_counters(self, keys: Iterable[bytes]) -> dict[bytes, int]:
-        """Read integers; a non-integer value is reported and left out."""
-        found: dict[bytes, int] = {}
-        for key, raw in self.get_many(keys).items():
-            try:
-                found[key] = parse_int(key, raw)
-            except CorruptValue as exc:
-                self.on_corrupt(exc)
-        return found
 
     def add(self, key: bytes, value: bytes, ttl: float) -> bool:
         """SET NX with a TTL."""
