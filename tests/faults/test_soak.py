@@ -256,14 +256,16 @@ def test_a_fleet_soaked_through_thirty_retention_windows_ends_exact(
     work_sent = sum(truth["work|shared"])
     fault.fault = (
         f"soak: {DURATION:g} s of {RETENTION:g} s retention windows, {WORKERS} processes "
-        f"syncing every {INTERVAL:g} s; the store killed and restarted empty at "
-        f"{RESTART_AT:g} s; a worker frozen by SIGSTOP for {FREEZE_FOR:g} s at {FREEZE_AT:g} s"
+        f"syncing every {INTERVAL:g} s, one of them forking a child that counts too; the "
+        f"store killed and restarted empty at {RESTART_AT:g} s; a worker frozen by SIGSTOP "
+        f"for {FREEZE_FOR:g} s at {FREEZE_AT:g} s"
     )
     fault.store = store_name
     fault.strategy = "distributed_atomic" if store_name == "redis" else "distributed_basic"
     fault.happened = (
         f"{samples} merged views sampled, none went down; quiet counters never left the "
-        "view while their process lived; the frozen worker's own counter left after the "
+        "view while their process lived; the merged gauge stayed one per live worker (the "
+        "forked child added none); the frozen worker's own counter left after the "
         "retention and came back whole when it woke; the restarted store was refilled "
         "by every instance re-sending what it lost"
     )
